@@ -1,0 +1,45 @@
+# Modtools Image: `make run` starts everything, `make test` runs the suite. Needs Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
+
+.PHONY: run test test-browser test-scale lint format bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(PIP) -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PIP) -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+$(VENV)/.browser: requirements-browser.txt $(VENV)/.dev
+	$(PIP) -r requirements-browser.txt
+	@touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/flask --app wsgi db upgrade
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python wsgi.py
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+test-browser: $(VENV)/.browser
+	$(BIN)/python -m pytest tests/browser -p no:cacheprovider
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check app plugins tests bench wsgi.py
+	$(BIN)/ruff format --check app plugins tests bench wsgi.py
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format app plugins tests bench wsgi.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""Run the web server and the task consumer in one process, or the consumer alone.
+
+``python wsgi.py`` serves the app with waitress on a background thread and runs a Huey consumer on
+worker threads. Huey's ``Consumer.start()`` installs its own signal handlers, so it is started on
+the main thread first and ours replace them: SIGINT and SIGTERM then stop accepting requests, let
+the task in hand finish, and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from flask import Flask
+
+from app.extensions import huey
+from app.services import jobs
+from app.tasks import PROCESS
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """A registered consumer: its identity, heartbeat thread and crash recovery."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.worker_id = jobs.worker_identity()
+        self.stopping = threading.Event()
+        self.consumer = huey.create_consumer(
+            workers=app.config["HUEY_WORKERS"], worker_type="thread", periodic=True,
+            check_worker_health=True, initial_delay=0.05, max_delay=1.0,
+        )
+        self._beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Register, recover unfinished work, then start the consumer (must be the main thread)."""
+        PROCESS["worker_id"] = self.worker_id
+        with self.app.app_context():
+            jobs.register_worker(self.worker_id)
+            requeued = jobs.recover_unfinished(self.app.config["WORKER_STALE_SECONDS"])
+        if requeued:
+            log.info("re-queued %d unfinished jobs", requeued)
+        self.consumer.start()
+        self._beat.start()
+
+    def stop(self) -> None:
+        """Finish the tasks in hand, then mark this worker stopped."""
+        self.stopping.set()
+        self.consumer.stop(graceful=True)
+        huey.notify_interrupted_tasks()
+        with self.app.app_context():
+            jobs.unregister_worker(self.worker_id)
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.app.config["WORKER_HEARTBEAT_SECONDS"]
+        beats = 0
+        while not self.stopping.wait(interval):
+            beats += 1
+            try:
+                with self.app.app_context():
+                    jobs.heartbeat(self.worker_id)
+                    if beats % 6 == 0:  # find work orphaned by consumers on other machines
+                        jobs.recover_unfinished(self.app.config["WORKER_STALE_SECONDS"],
+                                                dispatch_queued=False)
+            except Exception:  # noqa: BLE001  (a missed beat must not kill the loop)
+                log.exception("worker heartbeat failed")
+
+
+def wait_for_stop_signal() -> None:
+    """Block the main thread until SIGINT or SIGTERM."""
+    received = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: finishing the work in hand, then stopping", signal.Signals(signum).name)
+        received.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not received.wait(0.5):
+        pass
+
+
+def run_worker(app: Flask) -> None:
+    """A standalone consumer (``flask --app wsgi worker``)."""
+    runtime = WorkerRuntime(app)
+    runtime.start()
+    log.info("worker %s running with %d threads", runtime.worker_id, app.config["HUEY_WORKERS"])
+    wait_for_stop_signal()
+    runtime.stop()
+    log.info("worker stopped")
+
+
+def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
+    """Web server and consumer in one process, until SIGINT or SIGTERM."""
+    from waitress import create_server
+
+    from app.services.accounts import create_setup_link
+
+    host = host or app.config["HOST"]
+    port = int(port or app.config["PORT"])
+    runtime = WorkerRuntime(app) if app.config["EMBEDDED_WORKER"] else None
+    if runtime:
+        runtime.start()
+    server = create_server(app, host=host, port=port, threads=app.config["WEB_THREADS"],
+                           ident="modtools-image")
+    web = threading.Thread(target=server.run, name="waitress", daemon=True)
+    web.start()
+    base_url = app.config["PUBLIC_URL"] or f"http://{host}:{port}"
+    print(f"Modtools Image is running on {base_url}  (Ctrl-C stops it)", flush=True)
+    with app.app_context():
+        setup_url = create_setup_link(base_url, app.instance_path)
+    if setup_url:
+        print(f"\nNo users yet. Create the first admin here (the link works once):\n  {setup_url}\n",
+              flush=True)
+    wait_for_stop_signal()
+    server.close()  # stop accepting connections
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+    if runtime:
+        runtime.stop()
+    log.info("stopped")

@@ -1,0 +1,1 @@
+"""Plain functions that do the work. They take explicit arguments and never touch ``request``."""

@@ -1,0 +1,9 @@
+"""The ``admin`` blueprint (``/admin``): pages only admins may use. Each module adds its routes."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+from app.views.admin import audit, plugins, sources, users  # noqa: E402,F401  (routes register on bp)

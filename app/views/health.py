@@ -1,0 +1,40 @@
+"""``GET /healthz``: is the database reachable and is a worker alive? Nothing else is revealed."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from app.extensions import db, huey
+from app.security import public
+from app.services import jobs
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+@public
+def healthz():
+    """200 with every part "ok", or 503 naming the part that failed."""
+    status = {"status": "ok", "database": "ok", "worker": "ok"}
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001  (any database failure means unhealthy)
+        log.exception("health check: database unreachable")
+        status["database"] = "unreachable"
+        status["worker"] = "unknown"
+    else:
+        if not huey.immediate and not jobs.live_workers(current_app.config["WORKER_STALE_SECONDS"]):
+            status["worker"] = "not running"
+    finally:
+        db.session.rollback()
+    healthy = status["database"] == "ok" and status["worker"] == "ok"
+    if not healthy:
+        status["status"] = "failing"
+    response = jsonify(status)
+    response.status_code = 200 if healthy else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
