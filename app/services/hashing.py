@@ -1,0 +1,152 @@
+"""The hashes of an image (SHA-256 and MD5 of its bytes, PDQ of its picture), and that picture.
+
+PDQ comes from ``pdqhash.compute``, the function python-threatexchange's ``pdq_hasher`` (and so
+HMA) calls, so for the same RGB pixels our hash is HMA's hash bit for bit. What is hashed differs
+on purpose, so that it is what a person sees:
+
+- the picture is turned upright (EXIF orientation) and converted to 8-bit RGB from any mode,
+  with transparency composited onto white; pytx hashes the stored pixels of most modes as is;
+- it is hashed from a reduced decode whose longest side is at most 512 pixels (Meta's C++
+  reference tool also hashes a 512-pixel downsample). That is faster and stays within a few
+  bits of the full-resolution hash: tests/test_hashing.py holds the bound, bench/ the numbers.
+
+Like HMA, a hash of quality below 50 is not kept (``pdq`` is None) because such hashes match
+too much; the quality is still reported, so the item page can say why there is no PDQ hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pdqhash
+from PIL import Image, ImageOps
+
+from app.services.media import ImageInfo, draft_for, open_image, orientation
+
+PICTURE_SIDE = 512  # the longest side of the picture that is hashed and previewed
+PDQ_QUALITY_THRESHOLD = 50  # threatexchange's PdqSignal.QUALITY_THRESHOLD; a test keeps them equal
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """The hashes stored with an item and matched against the banks."""
+
+    sha256: str
+    md5: str
+    pdq: str | None
+    pdq_quality: int
+
+
+@dataclass(frozen=True)
+class HashedImage:
+    """Everything ingest needs from one decode of the bytes.
+
+    ``picture`` is the upright RGB first frame, at most 512 pixels a side: hand it to
+    ``storage.make_derivatives`` so the bytes are not decoded a second time.
+    """
+
+    info: ImageInfo
+    hashes: Hashes
+    picture: Image.Image
+
+
+def compute_hashes_and_info(data: bytes, **limits: Any) -> HashedImage:
+    """Check ``data`` (raising MediaError as media.inspect_image does) and hash it, decoding once.
+
+    ``limits`` are media.open_image's keywords: max_bytes, max_pixels, max_frames, declared_type.
+    """
+    info, image = open_image(data, reduce_to=PICTURE_SIDE, **limits)
+    picture = prepare_picture(image)
+    sha256, md5 = file_digests(data)
+    pdq, quality = _pdq_of_picture(picture)
+    return HashedImage(info, Hashes(sha256, md5, pdq, quality), picture)
+
+
+def compute_hashes(data: bytes, **limits: Any) -> Hashes:
+    """The hashes of the image in ``data``; see compute_hashes_and_info."""
+    return compute_hashes_and_info(data, **limits).hashes
+
+
+def file_digests(data: bytes) -> tuple[str, str]:
+    """The SHA-256 and MD5 of ``data`` as lowercase hex."""
+    # MD5 is only a lookup key that hash lists use; telling hashlib so keeps FIPS builds working.
+    return hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def pdq_hash(image: Image.Image) -> tuple[str | None, int]:
+    """The PDQ hash (64 hex characters, or None when quality is below 50) and its quality.
+
+    ``image`` may be anything Pillow opened, in any mode and orientation; a JPEG not yet decoded
+    is decoded at reduced scale. For an animation this hashes the current (first) frame.
+    """
+    return _pdq_of_picture(prepare_picture(image))
+
+
+def prepare_picture(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
+    """The picture as hashing and previews see it: upright, 8-bit RGB, longest side ≤ ``side``.
+
+    Preparing a prepared picture changes nothing, so callers may pass either kind on.
+    """
+    draft_for(image, side)  # does nothing unless a JPEG not decoded yet
+    picture = image
+    if picture.mode in ("RGB", "RGBA", "L", "LA"):
+        picture = shrink(picture, side)  # before converting: big images then cost less memory
+    picture = shrink(flatten_to_rgb(upright(picture)), side)
+    if picture is not image:
+        picture.info = {}  # orientation is applied; stale metadata must not travel further
+    return picture
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation so the picture stands as its author saw it."""
+    if orientation(image) == 1:
+        return image  # exif_transpose would copy the whole image for nothing
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block should not cost the image; show it as stored
+        return image
+
+
+def flatten_to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB, compositing transparency onto white.
+
+    White because that is what a viewer sees in most places images are shown; dropping alpha
+    instead would expose colours hidden under transparent pixels, which only the sender controls.
+    16-bit and float images are scaled to 8 bits rather than clipped (Pillow clips them to white).
+    """
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0, posinf=0, neginf=0)
+        peak = float(pixels.max(initial=0.0))
+        if image.mode.startswith("I;16"):
+            top = 65535.0
+        else:  # I and F carry no nominal range: guess it from the values
+            top = next((t for t in (1.0, 255.0, 65535.0) if peak <= t), peak)
+        grey = np.clip(pixels * (255.0 / max(top, 1e-9)), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info:
+        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        canvas.alpha_composite(image.convert("RGBA"))
+        return canvas.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def shrink(image: Image.Image, side: int) -> Image.Image:
+    """Scale ``image`` down (never up) so its longest side is at most ``side``."""
+    longest = max(image.size)
+    if longest <= side:
+        return image
+    scale = side / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # BILINEAR: as close to the full-resolution PDQ hash as LANCZOS, and faster (bench/README.md).
+    return image.resize(size, Image.Resampling.BILINEAR)
+
+
+def _pdq_of_picture(picture: Image.Image) -> tuple[str | None, int]:
+    bits, quality = pdqhash.compute(np.asarray(picture))
+    # Most significant bit first, the order pytx writes its hex in.
+    digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
+    quality = int(quality)
+    return (digest if quality >= PDQ_QUALITY_THRESHOLD else None), quality
