@@ -19,6 +19,8 @@ BLUEPRINTS = [
     "app.views.items",
     "app.views.review",
     "app.views.media",
+    "app.views.actions",
+    "app.views.hooks",
 ]
 
 
@@ -48,6 +50,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_huey(app)
     security.init_security(app)
     errors.init_errors(app)
+
+    from app.plugins import init_plugins
+
+    init_plugins(app)  # a broken or duplicate plugin stops start-up with a clear error
 
     import importlib
 

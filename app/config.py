@@ -61,10 +61,21 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_ALLOW_NETWORKS": [],
     "FETCH_CONNECT_TIMEOUT": 5.0,
     "FETCH_TOTAL_TIMEOUT": 20.0,
+    # API
+    "API_RATE_LIMIT_PER_MINUTE": 600,  # per token; 0 switches the limit off
+    "API_RATE_LIMIT_BURST": None,  # None: a sixth of the per-minute rate
+    "FETCH_MAX_ATTEMPTS": 5,
     # Workers
     "WORKER_HEARTBEAT_SECONDS": 10,
     "WORKER_STALE_SECONDS": 60,
     "JOB_MAX_ATTEMPTS": 5,
+    # Plugins and the scan pipeline
+    "PLUGINS_ALLOWED": [],  # entry-point names of outside plugins allowed to load
+    "PLUGINS_MODULES": [],  # extra plugin modules by import path
+    "PIPELINE_ROUTE_ON_CLEAR": "cleared",  # or "queued" to review everything
+    "PIPELINE_ROUTE_ON_ERROR": "queued",  # an item whose scanner failed is never silently cleared
+    "CHECK_VERDICTS": {"csam": "block", "terrorism": "block", "ncii": "block", "*": "review"},
+    "CHECK_SCANNER_TIMEOUT": 2.0,
     # Logging
     "LOG_LEVEL": "INFO",
 }

@@ -25,8 +25,11 @@ NAVIGATION = [
     NavEntry("Queue", "review.queue", Role.MODERATOR),
     NavEntry("Ingest", "ingest.upload", Role.MODERATOR),
     NavEntry("Sources", "admin.sources", Role.ADMIN),
+    NavEntry("Scanners", "admin.plugins", Role.ADMIN),
     NavEntry("Users", "admin.users", Role.ADMIN),
     NavEntry("Banks", "admin.banks", Role.ADMIN),
+    NavEntry("Exchanges", "admin.exchanges", Role.ADMIN),
+    NavEntry("Rules", "admin.rules", Role.ADMIN),
     NavEntry("Audit log", "admin.audit", Role.ADMIN),
 ]
 
