@@ -65,6 +65,21 @@ DEFAULTS: dict[str, Any] = {
     "API_RATE_LIMIT_PER_MINUTE": 600,  # per token; 0 switches the limit off
     "API_RATE_LIMIT_BURST": None,  # None: a sixth of the per-minute rate
     "FETCH_MAX_ATTEMPTS": 5,
+    # Review
+    "CLAIM_MINUTES": 10,
+    "UNDO_SECONDS": 30,  # decisions can be undone, and their actions wait, this long
+    "REVEAL_TOKEN_SECONDS": 60,
+    "EXPOSURE_REMINDER_AT": 50,  # reveals per moderator per day before a break reminder
+    "BANK_FOR_CATEGORY": {},  # policy category -> bank name for "add to bank" on remove
+    # Actions and rules
+    "ACTIONS_RETRY_HOURS": 24,
+    "CALLBACK_TIMEOUT": 10,
+    "CALLBACK_ALLOW_NETWORKS": [],  # private networks callbacks may reach (CIDR list)
+    "QUARANTINE_ROOT": None,  # default: a "quarantine" folder beside MEDIA_ROOT
+    "RULES_DRY_RUN_ITEMS": 200,
+    # Webhooks from platforms
+    "HOOK_MAX_BODY_BYTES": 1024 * 1024,
+    "HOOK_REPLAY_RETENTION_DAYS": 30,
     # Workers
     "WORKER_HEARTBEAT_SECONDS": 10,
     "WORKER_STALE_SECONDS": 60,

@@ -64,6 +64,8 @@ BUILTIN_PLUGINS = [
     "plugins.quarantine",
     "plugins.add_to_bank",
     "plugins.email",
+    "plugins.ncmec",
+    "plugins.dsa",
     "plugins.nudenet",
     "plugins.hive",
     "plugins.google_vision",

@@ -16,7 +16,7 @@ from types import FrameType
 from flask import Flask
 
 from app.extensions import huey
-from app.services import jobs
+from app.services import actions, jobs
 from app.tasks import PROCESS
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ class WorkerRuntime:
         with self.app.app_context():
             jobs.register_worker(self.worker_id)
             requeued = jobs.recover_unfinished(self.app.config["WORKER_STALE_SECONDS"])
+            # Action runs committed with their decision but never handed to the queue (a crash
+            # between the two) get their job now.
+            requeued += actions.dispatch_pending()
         if requeued:
             log.info("re-queued %d unfinished jobs", requeued)
         self.consumer.start()
