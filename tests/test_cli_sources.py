@@ -39,7 +39,7 @@ def test_create_without_json_prints_readable_lines(runner):
 def test_bad_kind_exits_with_a_clear_message(runner):
     result = runner.invoke(args=["sources", "create", "Forum", "--kind", "nonsense", "--json"])
     assert result.exit_code != 0
-    assert "Unknown kind 'nonsense'. Choose one of: generic." in result.output
+    assert "Unknown kind 'nonsense'. Choose one of: generic, discourse," in result.output
     assert runner.invoke(args=["sources", "list", "--json"]).stdout.strip() == "[]"
 
 

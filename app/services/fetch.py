@@ -25,7 +25,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -90,12 +90,16 @@ def fetch_image(
     allow_networks: Sequence[str] = (),
     user_agent: str = "ModtoolsImage/0.1",
     ca_bundle: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> FetchResult:
     """GET ``url`` under the rules above and return its body; raise FetchError otherwise.
 
     ``ca_bundle`` is a file of trusted CA certificates for servers behind a private CA.
+    ``headers`` (a platform's credentials) go only to the first URL's scheme, host and port:
+    they are dropped at a redirect to anywhere else.
     """
     allowed = [ipaddress.ip_network(network, strict=False) for network in allow_networks]
+    origin = _origin(url)
     deadline = _Deadline(total_timeout)
     try:
         for _ in range(max_redirects + 1):
@@ -103,7 +107,8 @@ def fetch_image(
                 raise _failure(None, deadline)
             target = _parse(url)
             addresses = _resolve(target, allowed)  # before any connection: refusals never connect
-            request = _prepare(target, user_agent)
+            extra = headers if headers and _origin(url) == origin else None
+            request = _prepare(target, user_agent, extra)
             with _exchange(
                 request, target, addresses, deadline, connect_timeout, ca_bundle
             ) as answer:
@@ -176,11 +181,22 @@ def _parse(url: str) -> _Target:
     return _Target(url, scheme, host, port)
 
 
-def _prepare(target: _Target, user_agent: str) -> requests.PreparedRequest:
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    try:
+        return parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:
+        return parts.scheme.lower(), parts.hostname, None
+
+
+def _prepare(
+    target: _Target, user_agent: str, extra: Mapping[str, str] | None = None
+) -> requests.PreparedRequest:
     headers = {
         "Host": target.host_header,
         "User-Agent": user_agent,
         "Accept": "image/*",
+        **{k: v for k, v in (extra or {}).items() if k.lower() not in ("host", "accept-encoding")},
         "Accept-Encoding": "identity",  # a compressed body could inflate past max_bytes
     }
     try:

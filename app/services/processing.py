@@ -33,6 +33,7 @@ from app.services.ingest import (
 )
 from app.services.media import MediaError
 from app.services.states import Status, transition
+from app.services.webhooks import credentials
 from app.tasks import PROCESS
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def _fetch(item: Item) -> Image.Image:
             connect_timeout=config["FETCH_CONNECT_TIMEOUT"],
             total_timeout=config["FETCH_TOTAL_TIMEOUT"],
             allow_networks=config["FETCH_ALLOW_NETWORKS"],
+            headers=credentials.fetch_headers(item),  # protected platform files (webhooks)
         )
     except fetch.FetchError as error:
         if error.transient and not _last_attempt(item.id):

@@ -70,7 +70,10 @@ def new_source():
             except SourceError as error:
                 errors[error.field or "name"] = error.message
             else:
-                return _shown_once(source, "Source created", token=token, secret=secret)
+                return _shown_once(
+                    source, "Source created", token=token, secret=secret,
+                    pictrs_token=_pictrs_token(source),
+                )
     page = render_template("admin/sources_new.html", form=form, kinds=KIND_CHOICES, errors=errors)
     return page, 422 if errors else 200
 
@@ -179,4 +182,15 @@ def source_rotate_secret(slug: str):
     """Replace the webhook signing secret; the response shows the new one, once."""
     source = _source_or_404(slug)
     secret = sources.rotate_webhook_secret(source, request_actor())
-    return _shown_once(source, "New webhook signing secret", secret=secret)
+    return _shown_once(
+        source, "New webhook signing secret", secret=secret, pictrs_token=_pictrs_token(source)
+    )
+
+
+def _pictrs_token(source: Source) -> str | None:
+    """A new pict-rs validation path token for a pict-rs source (shown once), else None."""
+    if source.kind != SourceKind.PICTRS:
+        return None
+    from app.services.webhooks.pictrs import issue_path_token
+
+    return issue_path_token(source, request_actor())
