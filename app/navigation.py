@@ -24,6 +24,7 @@ NAVIGATION = [
     NavEntry("Home", "main.home", Role.MODERATOR),
     NavEntry("Queue", "review.queue", Role.MODERATOR),
     NavEntry("Ingest", "ingest.upload", Role.MODERATOR),
+    NavEntry("Reports", "reports.index", Role.LEAD),
     NavEntry("Sources", "admin.sources", Role.ADMIN),
     NavEntry("Scanners", "admin.plugins", Role.ADMIN),
     NavEntry("Users", "admin.users", Role.ADMIN),
