@@ -80,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     # Webhooks from platforms
     "HOOK_MAX_BODY_BYTES": 1024 * 1024,
     "HOOK_REPLAY_RETENTION_DAYS": 30,
+    # Hash exchanges
+    "EXCHANGE_FETCH_BUDGET_SECONDS": 300,  # one fetch run stops after this and resumes later
+    "EXCHANGE_LIST_TIMEOUT_SECONDS": 300,
     # Workers
     "WORKER_HEARTBEAT_SECONDS": 10,
     "WORKER_STALE_SECONDS": 60,
