@@ -1,7 +1,8 @@
 """``flask sources …``: create sources and manage their API tokens from a shell or a script.
 
 Meant for provisioning (Ansible, a platform's install script): ``create --json`` prints exactly
-``{"id", "slug", "token", "webhook_secret"}`` so a script can store the credentials it needs.
+``{"id", "slug", "token", "webhook_secret"}`` so a script can store the credentials it needs;
+a pict-rs source adds ``validation_path`` (``/hooks/<slug>/<path token>``), made only then.
 Tokens and secrets are printed once, by the command that made them, and never again.
 """
 
@@ -58,17 +59,22 @@ def create(name: str, kind: str, callback_url: str | None, as_json: bool) -> Non
         )
     except SourceError as error:
         raise click.ClickException(error.message) from None
+    # pict-rs sends no credentials: its URL carries a path token, made here as on the admin page.
+    from app.services.webhooks.pictrs import issue_path_token_if_pictrs, validation_path
+
+    path_token = issue_path_token_if_pictrs(source, _actor())
+    path = validation_path(source.slug, path_token) if path_token else None
     if as_json:
-        click.echo(
-            json.dumps(
-                {"id": source.id, "slug": source.slug, "token": token, "webhook_secret": secret}
-            )
-        )
+        created = {"id": source.id, "slug": source.slug, "token": token, "webhook_secret": secret}
+        click.echo(json.dumps({**created, "validation_path": path} if path else created))
         return
     click.echo(f"Created source {source.name!r} (slug {source.slug}, id {source.id}).")
     click.echo(f"API token:      {token}")
     click.echo(f"Webhook secret: {secret}")
-    click.echo("Store both now: they are not shown again.")
+    if path:
+        click.echo(f"pict-rs external_validation path: {path}")
+        click.echo("  (after this server's public address, e.g. https://modtools.example.org)")
+    click.echo("Store them now: they are not shown again.")
 
 
 @command.command("list")

@@ -23,6 +23,7 @@ from flask import current_app
 from app.extensions import db
 from app.models.source import Source
 from app.services import fetch, jobs
+from app.services.source_secrets import credential
 from app.services.webhooks import (
     MAX_IMAGES_PER_DELIVERY,
     Delivery,
@@ -111,7 +112,7 @@ def _read_status(
 
 def schedule_refetch(source: Source, status_id: str) -> bool:
     """Queue a job that asks Mastodon for the status again, when the source has a token for it."""
-    if not (source.settings or {}).get("mastodon_access_token") or not base_url_of(source):
+    if not credential(source, "mastodon_access_token") or not base_url_of(source):
         return False
     jobs.enqueue(REFETCH_JOB, source.id, status_id, max_attempts=REFETCH_ATTEMPTS, delay=10)
     return True
@@ -125,7 +126,7 @@ def refetch_status(source_id: int, status_id: str) -> None:
     source = db.session.get(Source, source_id)
     if source is None or not source.enabled:
         raise jobs.PermanentJobError(f"source {source_id} is gone or disabled")
-    token = str((source.settings or {}).get("mastodon_access_token") or "")
+    token = credential(source, "mastodon_access_token") or ""  # encrypted, else plain setting
     base = base_url_of(source)
     if not token or not base or not status_id.isdigit():
         raise jobs.PermanentJobError("the source has no base_url or mastodon_access_token")

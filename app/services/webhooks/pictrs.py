@@ -21,7 +21,7 @@ import secrets
 
 from flask import current_app
 
-from app.models.source import Source
+from app.models.source import Source, SourceKind
 from app.services import check, ingest, sources
 from app.services.audit import Actor
 from app.services.media import MediaError, Readable
@@ -40,6 +40,21 @@ def issue_path_token(source: Source, actor: Actor) -> str:
     settings[TOKEN_SETTING] = hashlib.sha256(token.encode()).hexdigest()
     sources.update_source(source, actor, settings=settings)
     return token
+
+
+def issue_path_token_if_pictrs(source: Source, actor: Actor) -> str | None:
+    """A new path token when ``source`` is a pict-rs source (shown once), else None.
+
+    Called when a source is created or its secret rotated, by the admin page and the CLI alike.
+    """
+    if source.kind != SourceKind.PICTRS:
+        return None
+    return issue_path_token(source, actor)
+
+
+def validation_path(slug: str, token: str) -> str:
+    """The path to put in pict-rs' ``external_validation`` URL, after our public address."""
+    return f"/hooks/{slug}/{token}"
 
 
 def path_token_matches(source: Source, token: str) -> bool:

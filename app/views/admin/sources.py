@@ -19,7 +19,7 @@ from app.htmx import is_htmx, redirect
 from app.models.source import ApiToken, Source, SourceKind
 from app.models.user import Role
 from app.security import role_required
-from app.services import sources
+from app.services import source_secrets, sources
 from app.services.sources import SourceError
 from app.views import request_actor
 from app.views.admin import bp
@@ -86,7 +86,10 @@ def source_detail(slug: str):
     form = {
         "name": source.name,
         "callback_url": source.callback_url or "",
-        "settings": json.dumps(source.settings or {}, indent=2, ensure_ascii=False),
+        # Credentials are never rendered: they have their own write-only form.
+        "settings": json.dumps(
+            source_secrets.public_settings(source.settings), indent=2, ensure_ascii=False
+        ),
     }
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -95,7 +98,7 @@ def source_detail(slug: str):
         errors = _field_errors(
             name=lambda: sources.check_name(form["name"]),
             callback_url=lambda: sources.check_callback_url(form["callback_url"]),
-            settings=lambda: _parse_settings(form["settings"]),
+            settings=lambda: source_secrets.keep_secrets(source, _parse_settings(form["settings"])),
         )
         if not errors:
             sources.update_source(
@@ -103,12 +106,37 @@ def source_detail(slug: str):
                 request_actor(),
                 name=form["name"],
                 callback_url=form["callback_url"],
-                settings=_parse_settings(form["settings"]),
+                settings=source_secrets.keep_secrets(source, _parse_settings(form["settings"])),
             )
             flash("Source saved.", "success")
             return redirect(url_for("admin.source_detail", slug=source.slug))
-    page = render_template("admin/sources_detail.html", source=source, form=form, errors=errors)
+    page = render_template(
+        "admin/sources_detail.html",
+        source=source,
+        form=form,
+        errors=errors,
+        credential_names=source_secrets.names_for(source),
+        credentials_set=source_secrets.secret_names(source),
+    )
     return page, 422 if errors else 200
+
+
+@bp.post("/sources/<slug>/credentials")
+@role_required(Role.ADMIN)
+def source_credentials(slug: str):
+    """Save the platform credentials form: a filled field replaces, a ticked box clears."""
+    source = _source_or_404(slug)
+    names = source_secrets.names_for(source)
+    values = {name: request.form.get(f"credential-{name}", "") for name in names}
+    clear = {name for name in names if request.form.get(f"clear-{name}")}
+    try:
+        changed = source_secrets.save_secrets(source, values, clear, request_actor())
+    except SourceError as error:
+        flash(error.message, "error")
+    else:
+        saved = f"Credentials saved: {', '.join(changed)}." if changed else "Nothing changed."
+        flash(saved, "success")
+    return redirect(url_for("admin.source_detail", slug=source.slug))
 
 
 def _field_errors(**checks: Callable[[], object]) -> dict[str, str]:
@@ -189,8 +217,6 @@ def source_rotate_secret(slug: str):
 
 def _pictrs_token(source: Source) -> str | None:
     """A new pict-rs validation path token for a pict-rs source (shown once), else None."""
-    if source.kind != SourceKind.PICTRS:
-        return None
-    from app.services.webhooks.pictrs import issue_path_token
+    from app.services.webhooks.pictrs import issue_path_token_if_pictrs
 
-    return issue_path_token(source, request_actor())
+    return issue_path_token_if_pictrs(source, request_actor())
