@@ -71,6 +71,11 @@ DEFAULTS: dict[str, Any] = {
     "REVEAL_TOKEN_SECONDS": 60,
     "EXPOSURE_REMINDER_AT": 50,  # reveals per moderator per day before a break reminder
     "BANK_FOR_CATEGORY": {},  # policy category -> bank name for "add to bank" on remove
+    "REVEAL_LEAD_ONLY_LABELS": ["csam"],  # bank labels whose matches only leads may reveal
+    "SIMILAR_DISTANCE": 31,
+    "SIMILAR_REFRESH_SECONDS": 5,
+    "QUEUE_COUNTS_CACHE_SECONDS": 5,
+    # POLICY_CATEGORIES and DSA_CATEGORY_MAP default to the tables in app/services/policy.py.
     # Actions and rules
     "ACTIONS_RETRY_HOURS": 24,
     "CALLBACK_TIMEOUT": 10,

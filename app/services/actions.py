@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models.action import ActionRun, RunStatus
@@ -140,13 +140,19 @@ def run_action(run_id: int) -> None:
         _finish(run, RunStatus.FAILED, error=f"The action {run.action} is not installed.")
         return
     now = utcnow()
-    run.status, run.started_at, run.attempts = RunStatus.RUNNING, now, run.attempts + 1
     if decision is not None:
-        db.session.execute(
+        # One conditional UPDATE against undo's own: either the actions start (and undo is then
+        # refused) or the undo happened first and this run is cancelled. Never both.
+        started = db.session.execute(
             update(Decision)
-            .where(Decision.id == decision.id, Decision.actions_started_at.is_(None))
-            .values(actions_started_at=now)
-        )
+            .where(Decision.id == decision.id, Decision.undone_at.is_(None))
+            .values(actions_started_at=func.coalesce(Decision.actions_started_at, now))
+        ).rowcount
+        if not started:
+            db.session.rollback()
+            _finish(run, RunStatus.CANCELLED, error="The decision was undone before the action ran.")
+            return
+    run.status, run.started_at, run.attempts = RunStatus.RUNNING, now, run.attempts + 1
     db.session.commit()  # the item page shows "running"; no transaction is held during the call
     item = db.session.get(Item, run.item_id)
     ctx = RunContext(

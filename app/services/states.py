@@ -34,10 +34,13 @@ ALLOWED: dict[Status, frozenset[Status]] = {
         {Status.QUEUED, Status.ESCALATED, Status.CLEARED, Status.REMOVED, Status.SCANNING}
     ),
     Status.QUEUED: frozenset({Status.APPROVED, Status.REMOVED, Status.ESCALATED, Status.SCANNING}),
-    Status.ESCALATED: frozenset({Status.APPROVED, Status.REMOVED, Status.SCANNING}),
+    # Undoing an escalation sends the item back to the queue.
+    Status.ESCALATED: frozenset({Status.APPROVED, Status.REMOVED, Status.SCANNING, Status.QUEUED}),
     Status.CLEARED: frozenset({Status.SCANNING, Status.QUEUED, Status.REMOVED}),
-    Status.APPROVED: frozenset({Status.SCANNING, Status.QUEUED}),
-    Status.REMOVED: frozenset({Status.QUEUED}),  # undo within the grace period
+    # Undo within the grace period returns an item to where it was: queued, or escalated when a
+    # lead decided an escalated item.
+    Status.APPROVED: frozenset({Status.SCANNING, Status.QUEUED, Status.ESCALATED}),
+    Status.REMOVED: frozenset({Status.QUEUED, Status.ESCALATED}),
 }
 
 # States in which an item waits for a human.
