@@ -17,9 +17,10 @@ from app.models.plugin import PluginConfig
 from app.models.scan import ScanResult
 from app.models.source import Source
 from app.models.types import new_id, utcnow
-from app.services import accounts, jobs, pipeline, sources, storage
+from app.services import accounts, jobs, pipeline, sources
 from app.services.audit import Actor
 from app.services.hashing import compute_hashes
+from app.services.ingest import original_store
 from tests.imagegen import encode, scene
 
 TEST_PLUGINS = {"PLUGINS_MODULES": ["tests.fixtures.scanners"]}
@@ -46,7 +47,7 @@ def make_item(
         source = db.session.scalar(select(Source).where(Source.name == source_name))
         source = source or make_source(source_name)
         hashes = compute_hashes(data)
-        storage.FileSystemStore(app.config["MEDIA_ROOT"]).put(data)
+        original_store().put(data)
         item = Item(
             id=new_id(),
             source_id=source.id,

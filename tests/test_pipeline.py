@@ -24,8 +24,8 @@ from app.models.types import utcnow
 from app.plugins import ScanOutcome
 from app.services import banks, jobs, pipeline, plugin_settings, scanning, sources
 from app.services.audit import Actor
+from app.services.ingest import original_store
 from app.services.states import IllegalTransition
-from app.services.storage import FileSystemStore
 from tests.conftest import csrf_token, make_test_config
 from tests.fixtures.scanners import SCANNED_KEY
 from tests.pipeline_helpers import (
@@ -413,7 +413,7 @@ def run_together(app: Flask, job_ids: list[str]) -> list[str]:
 def _stored_bytes(app: Flask, item_id: str) -> bytes:
     with app.app_context():
         item = db.session.get(Item, item_id)
-        return FileSystemStore(app.config["MEDIA_ROOT"]).get(item.sha256)
+        return original_store().get(item.sha256)
 
 
 def test_the_scan_results_page_polls_while_scanning_and_stops_when_done(

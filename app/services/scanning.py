@@ -35,10 +35,9 @@ def media_loader(sha256: str | None) -> Callable[[], bytes] | None:
     """A function that reads the original image from the media store, or None without one."""
     if not sha256:
         return None
-    from app.services import storage  # the media store is only needed when bytes are read
+    from app.services.ingest import original_store  # only needed when bytes are read
 
-    opener = getattr(storage, "original_store", None)
-    store = opener() if opener else storage.FileSystemStore(current_app.config["MEDIA_ROOT"])
+    store = original_store()
     return lambda: store.get(sha256)
 
 
