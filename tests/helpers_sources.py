@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
-import app.views.admin.sources  # noqa: F401  (registers the pages even before admin imports them)
 from app.extensions import db
 from app.models.audit import AuditEvent
 from app.models.user import User

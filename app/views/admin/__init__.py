@@ -6,4 +6,14 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from app.views.admin import audit, plugins, sources, users  # noqa: E402,F401  (routes register on bp)
+from app.views.admin import (  # noqa: E402,F401  (routes register on bp)
+    actions,
+    audit,
+    banks,
+    exchanges,
+    plugins,
+    retention,
+    rules,
+    sources,
+    users,
+)
