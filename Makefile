@@ -16,7 +16,7 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(PIP) -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-nudenet.txt $(VENV)/.runtime
 	$(PIP) -r requirements.txt -r requirements-dev.txt
 	@touch $@
 
@@ -33,6 +33,9 @@ test: $(VENV)/.dev
 
 test-browser: $(VENV)/.browser
 	$(BIN)/python -m pytest tests/browser -p no:cacheprovider
+
+test-scale: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/scale -p no:cacheprovider
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check app plugins tests bench wsgi.py

@@ -72,6 +72,7 @@ BUILTIN_PLUGINS = [
     "plugins.aws_rekognition",
     "plugins.azure_content_safety",
     "plugins.sightengine",
+    "plugins.platform_actions",
     "app.services.actions_hooks",
 ]
 ENTRY_POINT_GROUP = "modtools_image"

@@ -164,7 +164,7 @@ def test_batch_reports_each_item_and_one_bad_item_fails_alone(app: Flask, client
             item_body("b-0", jpeg(seed=2)),
             {"external_id": "b-1", "image": {"data": "!!!"}},
             item_body("known", jpeg(seed=3)),
-            item_body("b-3", b"GIF89a<html>"),
+            item_body("b-3", b"GIF89a\x01\x00"),
             item_body("b-4", url="https://cdn.example.org/x.jpg", uploader={"ip": "nope"}),
         ]
     }
