@@ -168,8 +168,16 @@ def bulk() -> Any:
     if not item_ids:
         flash("Select items first (x, or the boxes on the previews).", "error")
         return htmx.redirect(url_for("review.queue", **context.query_args()))
+    result = decide_many_as_posted(item_ids)
+    flash(bulk_message(result), "success" if not result.skipped else "warning")
+    response = htmx.redirect(url_for("review.queue", **context.query_args()))
+    return htmx.trigger(response, QUEUE_CHANGED)
+
+
+def decide_many_as_posted(item_ids: list[str]) -> decisions.BulkResult:
+    """Decide ``item_ids`` with the outcome, category and note of the posted form, or abort."""
     try:
-        result = decisions.decide_many(
+        return decisions.decide_many(
             item_ids,
             me(),
             request.form.get("outcome", ""),
@@ -179,9 +187,6 @@ def bulk() -> Any:
         )
     except decisions.DecisionRefused as refusal:
         abort(refusal.status, description=refusal.message)
-    flash(bulk_message(result), "success" if not result.skipped else "warning")
-    response = htmx.redirect(url_for("review.queue", **context.query_args()))
-    return htmx.trigger(response, QUEUE_CHANGED)
 
 
 def bulk_message(result: decisions.BulkResult) -> str:

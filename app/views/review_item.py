@@ -291,18 +291,9 @@ def decide_cluster(item_id: str) -> Any:
     """Decide this item and the similar ones ticked beside it, the same way, then go next."""
     context = checked_context(request.form)
     chosen = [item_id, *request.form.getlist("item_id")][:500]
-    try:
-        result = decisions.decide_many(
-            chosen,
-            me(),
-            request.form.get("outcome", ""),
-            request_actor(),
-            category=request.form.get("category"),
-            note=request.form.get("note"),
-        )
-    except decisions.DecisionRefused as refusal:
-        abort(refusal.status, description=refusal.message)
-    from app.views.review import bulk_message
+    from app.views.review import bulk_message, decide_many_as_posted
+
+    result = decide_many_as_posted(chosen)
 
     return go_next(context, bulk_message(result))
 
