@@ -9,4 +9,8 @@ app = create_app()
 if __name__ == "__main__":
     from app.runner import serve
 
-    serve(app, host=os.environ.get("HOST"), port=int(os.environ["PORT"]) if os.environ.get("PORT") else None)
+    serve(
+        app,
+        host=os.environ.get("HOST"),
+        port=int(os.environ["PORT"]) if os.environ.get("PORT") else None,
+    )

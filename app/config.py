@@ -57,7 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_IMAGE_BYTES": 20 * MiB,
     "MAX_IMAGE_PIXELS": 64_000_000,
     "MAX_IMAGE_FRAMES": 1000,
-    "MAX_CONTENT_LENGTH": 60 * MiB,  # whole request (base64 inflates by a third, batches hold several)
+    "MAX_CONTENT_LENGTH": 60
+    * MiB,  # whole request (base64 inflates by a third, batches hold several)
     "FETCH_ALLOW_NETWORKS": [],
     "FETCH_CONNECT_TIMEOUT": 5.0,
     "FETCH_TOTAL_TIMEOUT": 20.0,
@@ -122,7 +123,7 @@ def parse_env_value(raw: str) -> Any:
 
 
 def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
-    """Apply defaults, ``instance/config.py``, the environment and ``test_config``, in that order."""
+    """Apply defaults, ``instance/config.py``, the environment, then ``test_config``."""
     app.config.from_mapping(DEFAULTS)
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

@@ -34,8 +34,13 @@ def error_response(status: int, message: str | None = None, code: str | None = N
     title, default_message = MESSAGES.get(status, (f"Error {status}", ""))
     message = message or default_message
     if wants_json():
-        body = {"error": {"code": code or title.lower().replace(" ", "_"), "message": message,
-                          "field": None}}
+        body = {
+            "error": {
+                "code": code or title.lower().replace(" ", "_"),
+                "message": message,
+                "field": None,
+            }
+        }
         return jsonify(body), status
     return render_template("errors/error.html", status=status, title=title, message=message), status
 

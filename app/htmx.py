@@ -1,4 +1,4 @@
-"""The few things views need to speak htmx: detect it, answer with a fragment or a page, redirect."""
+"""What views need to speak htmx: detect it, answer with a fragment or a page, redirect."""
 
 from __future__ import annotations
 

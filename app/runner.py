@@ -30,8 +30,12 @@ class WorkerRuntime:
         self.worker_id = jobs.worker_identity()
         self.stopping = threading.Event()
         self.consumer = huey.create_consumer(
-            workers=app.config["HUEY_WORKERS"], worker_type="thread", periodic=True,
-            check_worker_health=True, initial_delay=0.05, max_delay=1.0,
+            workers=app.config["HUEY_WORKERS"],
+            worker_type="thread",
+            periodic=True,
+            check_worker_health=True,
+            initial_delay=0.05,
+            max_delay=1.0,
         )
         self._beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
 
@@ -66,9 +70,10 @@ class WorkerRuntime:
                 with self.app.app_context():
                     jobs.heartbeat(self.worker_id)
                     if beats % 6 == 0:  # find work orphaned by consumers on other machines
-                        jobs.recover_unfinished(self.app.config["WORKER_STALE_SECONDS"],
-                                                dispatch_queued=False)
-            except Exception:  # noqa: BLE001  (a missed beat must not kill the loop)
+                        jobs.recover_unfinished(
+                            self.app.config["WORKER_STALE_SECONDS"], dispatch_queued=False
+                        )
+            except Exception:
                 log.exception("worker heartbeat failed")
 
 
@@ -77,7 +82,9 @@ def wait_for_stop_signal() -> None:
     received = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s: finishing the work in hand, then stopping", signal.Signals(signum).name)
+        log.info(
+            "received %s: finishing the work in hand, then stopping", signal.Signals(signum).name
+        )
         received.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -107,8 +114,9 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     runtime = WorkerRuntime(app) if app.config["EMBEDDED_WORKER"] else None
     if runtime:
         runtime.start()
-    server = create_server(app, host=host, port=port, threads=app.config["WEB_THREADS"],
-                           ident="modtools-image")
+    server = create_server(
+        app, host=host, port=port, threads=app.config["WEB_THREADS"], ident="modtools-image"
+    )
     web = threading.Thread(target=server.run, name="waitress", daemon=True)
     web.start()
     base_url = app.config["PUBLIC_URL"] or f"http://{host}:{port}"
@@ -116,8 +124,10 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     with app.app_context():
         setup_url = create_setup_link(base_url, app.instance_path)
     if setup_url:
-        print(f"\nNo users yet. Create the first admin here (the link works once):\n  {setup_url}\n",
-              flush=True)
+        print(
+            f"\nNo users yet. Create the first admin here (the link works once):\n  {setup_url}\n",
+            flush=True,
+        )
     wait_for_stop_signal()
     server.close()  # stop accepting connections
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)

@@ -33,8 +33,9 @@ def test_two_instances_get_different_keys(tmp_path: Path, monkeypatch: pytest.Mo
     assert create_app().config["SECRET_KEY"] != one
 
 
-def test_instance_config_file_then_environment(instance_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instance_config_file_then_environment(
+    instance_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     instance_path.mkdir(parents=True)
     (instance_path / "config.py").write_text("PORT = 9001\nHUEY_WORKERS = 3\nLOG_LEVEL = 'DEBUG'\n")
     monkeypatch.setenv("MODTOOLS_HUEY_WORKERS", "5")
@@ -45,8 +46,9 @@ def test_instance_config_file_then_environment(instance_path: Path,
     assert app.config["FETCH_ALLOW_NETWORKS"] == ["127.0.0.0/8"]  # parsed as JSON
 
 
-def test_database_url_alias_and_heroku_scheme(instance_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_url_alias_and_heroku_scheme(
+    instance_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgres://user@127.0.0.1/modtools")
     app = create_app()
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql://user@127.0.0.1/modtools"

@@ -38,8 +38,9 @@ def clear_calls():
 
 
 def make_due(job_id: str) -> None:
-    db.session.execute(update(Job).where(Job.id == job_id)
-                       .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    db.session.execute(
+        update(Job).where(Job.id == job_id).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+    )
     db.session.commit()
 
 
@@ -104,8 +105,11 @@ def test_orphaned_running_jobs_are_queued_again(app) -> None:
     with app.app_context():
         alive, dead = "host:1:alive", "host:2:dead"
         db.session.add(WorkerProcess(id=alive, hostname="elsewhere", pid=1))
-        db.session.add(WorkerProcess(id=dead, hostname="elsewhere", pid=2,
-                                     heartbeat_at=utcnow() - timedelta(minutes=10)))
+        db.session.add(
+            WorkerProcess(
+                id=dead, hostname="elsewhere", pid=2, heartbeat_at=utcnow() - timedelta(minutes=10)
+            )
+        )
         mine = Job(name="test.record", args=["a"], status="running", owner=alive, attempts=1)
         orphan = Job(name="test.record", args=["b"], status="running", owner=dead, attempts=1)
         db.session.add_all([mine, orphan])

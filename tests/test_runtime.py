@@ -44,13 +44,21 @@ class Server:
 
     def start(self) -> None:
         self.port = free_port()
-        env = {**os.environ, "MODTOOLS_INSTANCE_PATH": str(self.instance),
-               "MODTOOLS_PORT": str(self.port), "MODTOOLS_WORKER_HEARTBEAT_SECONDS": "1",
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "MODTOOLS_INSTANCE_PATH": str(self.instance),
+            "MODTOOLS_PORT": str(self.port),
+            "MODTOOLS_WORKER_HEARTBEAT_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         with self.log.open("a") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.server"], cwd=ROOT, env=env,
-                stdout=log, stderr=subprocess.STDOUT, text=True,
+                [sys.executable, "-m", "tests.support.server"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         self.wait_healthy()
 
@@ -69,7 +77,7 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process and self.process.poll() is None, self.output()
             try:
-                status, body = self.health()
+                status, _ = self.health()
                 if status == 200:
                     return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -120,8 +128,13 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:
 
 def migrate(instance: Path) -> None:
     env = {**os.environ, "MODTOOLS_INSTANCE_PATH": str(instance)}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_server_serves_health_and_stops_cleanly_on_sigterm(server: Server) -> None:
@@ -145,8 +158,9 @@ def test_sigint_lets_the_task_in_hand_finish(server: Server, queue_app, tmp_path
     assert job_state(queue_app, job_id).status == "done"
 
 
-def test_job_running_at_kill_9_runs_again_after_restart(server: Server, queue_app,
-                                                         tmp_path: Path) -> None:
+def test_job_running_at_kill_9_runs_again_after_restart(
+    server: Server, queue_app, tmp_path: Path
+) -> None:
     migrate(server.instance)
     server.start()
     marker = tmp_path / "marker"
@@ -164,8 +178,9 @@ def test_job_running_at_kill_9_runs_again_after_restart(server: Server, queue_ap
     assert server.stop() == 0
 
 
-def test_job_queued_while_server_was_down_runs_at_start(server: Server, queue_app,
-                                                         tmp_path: Path) -> None:
+def test_job_queued_while_server_was_down_runs_at_start(
+    server: Server, queue_app, tmp_path: Path
+) -> None:
     migrate(server.instance)
     marker = tmp_path / "marker"
     with queue_app.app_context():

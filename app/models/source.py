@@ -1,4 +1,4 @@
-"""Sources: one integration each (a forum, a Mastodon instance, a custom platform) and its tokens."""
+"""Sources: one integration each (a forum, a Mastodon instance, a platform) and its tokens."""
 
 from __future__ import annotations
 
@@ -45,8 +45,7 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    tokens: Mapped[list[ApiToken]] = relationship(back_populates="source",
-                                                  order_by="ApiToken.id")
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="source", order_by="ApiToken.id")
 
     def __repr__(self) -> str:
         return f"<Source {self.slug}>"

@@ -1,4 +1,4 @@
-"""Column helpers shared by the models: ids, timestamps and JSON that work on SQLite and PostgreSQL."""
+"""Column helpers shared by the models: ids, timestamps and JSON for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -150,7 +150,9 @@ def run_action(run_id: int) -> None:
         ).rowcount
         if not started:
             db.session.rollback()
-            _finish(run, RunStatus.CANCELLED, error="The decision was undone before the action ran.")
+            _finish(
+                run, RunStatus.CANCELLED, error="The decision was undone before the action ran."
+            )
             return
     run.status, run.started_at, run.attempts = RunStatus.RUNNING, now, run.attempts + 1
     db.session.commit()  # the item page shows "running"; no transaction is held during the call

@@ -47,7 +47,7 @@ class Actor:
 
 
 def redact(details: dict[str, Any]) -> dict[str, Any]:
-    """Replace values whose key names a secret, so no caller can leak one into the log by accident."""
+    """Replace values whose key names a secret, so no caller leaks one into the log by accident."""
     clean: dict[str, Any] = {}
     for key, value in details.items():
         if SECRET_KEY_PATTERN.search(key) and not key.endswith(("_set", "_id", "_count")):

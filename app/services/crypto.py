@@ -1,8 +1,9 @@
 """Encrypting small secrets at rest (TOTP seeds, plugin credentials) with a per-instance key.
 
 The key comes from ``ENCRYPTION_KEY`` (``MODTOOLS_ENCRYPTION_KEY``) or else lives in
-``instance/encryption_key`` (created on first use, mode 0600), apart from the database, so a stolen database dump alone does not reveal the secrets. Losing the key file makes
-the stored secrets unreadable: back it up with the database.
+``instance/encryption_key`` (created on first use, mode 0600), apart from the database, so a
+stolen database dump alone does not reveal the secrets. Losing the key makes the stored secrets
+unreadable: back it up with the database.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def run(job_id: str, owner: str) -> str:
     assert job is not None
     try:
         HANDLERS[job.name](*job.args)
-    except Exception as exc:  # noqa: BLE001  (every failure is recorded on the job)
+    except Exception as exc:
         db.session.rollback()
         return _record_failure(job_id, exc)
     db.session.execute(

@@ -71,7 +71,10 @@ def new_source():
                 errors[error.field or "name"] = error.message
             else:
                 return _shown_once(
-                    source, "Source created", token=token, secret=secret,
+                    source,
+                    "Source created",
+                    token=token,
+                    secret=secret,
                     pictrs_token=_pictrs_token(source),
                 )
     page = render_template("admin/sources_new.html", form=form, kinds=KIND_CHOICES, errors=errors)
