@@ -20,7 +20,9 @@ BLUEPRINTS = [
     "app.views.review",
     "app.views.media",
     "app.views.actions",
+    "app.views.reports",
     "app.views.hooks",
+    "app.views.stats",
 ]
 
 
@@ -40,8 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     logs.init_logging(app)
     database.init_database(app)
-    migrate.init_app(app, database.db, directory=str(app.root_path + "/../migrations"),
-                     render_as_batch=True)
+    migrate.init_app(
+        app, database.db, directory=str(app.root_path + "/../migrations"), render_as_batch=True
+    )
     csrf.init_app(app)
     login_manager.init_app(app)
     from app.views.auth import init_login

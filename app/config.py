@@ -89,6 +89,13 @@ DEFAULTS: dict[str, Any] = {
     # Hash exchanges
     "EXCHANGE_FETCH_BUDGET_SECONDS": 300,  # one fetch run stops after this and resumes later
     "EXCHANGE_LIST_TIMEOUT_SECONDS": 300,
+    # Operations
+    "RETENTION_CLEARED_DAYS": 30,  # media of cleared items; hashes and records stay
+    "RETENTION_APPROVED_DAYS": 30,
+    "RETENTION_REMOVED_DAYS": 90,  # never before an evidence hold ends
+    "METRICS_TOKEN": None,  # None: /metrics answers loopback clients only
+    "QUEUE_BACKLOG_WARN": 500,
+    "SCANNER_SLOW_MS": 10000,
     # Workers
     "WORKER_HEARTBEAT_SECONDS": 10,
     "WORKER_STALE_SECONDS": 60,

@@ -25,6 +25,7 @@ NAVIGATION = [
     NavEntry("Queue", "review.queue", Role.MODERATOR),
     NavEntry("Ingest", "ingest.upload", Role.MODERATOR),
     NavEntry("Reports", "reports.index", Role.LEAD),
+    NavEntry("Statistics", "stats.index", Role.LEAD),
     NavEntry("Sources", "admin.sources", Role.ADMIN),
     NavEntry("Scanners", "admin.plugins", Role.ADMIN),
     NavEntry("Users", "admin.users", Role.ADMIN),
@@ -55,6 +56,7 @@ def init_navigation(app: Flask) -> None:
                     and entry.endpoint.split(".")[0] == request.blueprint
                     and entry.endpoint.split(".")[1] == (request.endpoint or "").split(".")[-1]
                 )
-                entries.append({"label": entry.label, "url": url_for(entry.endpoint),
-                                "active": active})
+                entries.append(
+                    {"label": entry.label, "url": url_for(entry.endpoint), "active": active}
+                )
         return {"navigation": entries}

@@ -6,8 +6,16 @@ import importlib
 
 from flask import Flask
 
-COMMAND_MODULES = ["app.cli.audit", "app.cli.worker", "app.cli.users", "app.cli.sources",
-                   "app.cli.items", "app.cli.banks", "app.cli.demo", "app.cli.exchanges"]
+COMMAND_MODULES = [
+    "app.cli.audit",
+    "app.cli.worker",
+    "app.cli.users",
+    "app.cli.sources",
+    "app.cli.items",
+    "app.cli.banks",
+    "app.cli.demo",
+    "app.cli.exchanges",
+]
 
 
 def init_cli(app: Flask) -> None:
