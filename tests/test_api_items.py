@@ -316,3 +316,43 @@ def test_every_pdq_reference_image_ingests_and_hashes(app: Flask, client) -> Non
         assert item.sha256 and item.md5 and item.pdq_quality is not None, name
         assert item.width and item.height and item.has_derivatives, name
         assert item.status in IN_PIPELINE, name
+
+
+def test_the_item_shows_its_decision_and_the_actions_taken(app: Flask, client) -> None:
+    """After a lead removes the item, the platform reads the decision and the queued callback."""
+    from app.models.item import Item
+    from app.models.user import User
+    from app.services import decisions
+    from app.services.audit import Actor
+    from tests.helpers_review import make_user
+
+    _, token = make_source(app)
+    # A loopback callback that is not allow-listed: refused before any connection is made.
+    body = item_body("post-9", jpeg(seed=9), callback_url="http://127.0.0.1:9/cb")
+    accepted = post(client, token, body).get_json()
+    before = client.get(accepted["url"], headers=bearer(token)).get_json()
+    assert before["decision"] is None
+    scanned_callback = before["actions"]  # the item.scanned callback, refused by the SSRF rules
+    assert [(run["action"], run["status"]) for run in scanned_callback] == [("webhook", "failed")]
+    assert [result["scanner"] for result in before["scan_results"]] == ["hashbank"]
+    assert before["scan_results"][0]["verdict"] == "clear"
+
+    lead = make_user(app, "lead")
+    with app.app_context():
+        item = db.session.get(Item, accepted["id"])
+        item.status = "queued"  # as a flagging scanner would have routed it
+        db.session.commit()
+        user = db.session.get(User, lead.id)
+        decisions.decide(accepted["id"], user, "remove", Actor.for_user(user), category="spam")
+
+    after = client.get(accepted["url"], headers=bearer(token)).get_json()
+    assert after["status"] == "removed"
+    assert after["decision"]["outcome"] == "remove"
+    assert after["decision"]["category"] == "spam"
+    assert after["decision"]["automated"] is False
+    assert after["decision"]["decided_at"].endswith("Z")
+    # The decision's callback waits out the undo period before it runs.
+    assert [(run["action"], run["status"]) for run in after["actions"]] == [
+        ("webhook", "failed"),
+        ("webhook", "queued"),
+    ]

@@ -253,6 +253,16 @@ def _announce(decisions: list[Decision]) -> None:
 # --- undo -------------------------------------------------------------------------------------
 
 
+def current_decision(item_id: str) -> Decision | None:
+    """The item's latest decision that was not undone (human or automated), if any."""
+    return db.session.scalar(
+        select(Decision)
+        .where(Decision.item_id == item_id, Decision.undone_at.is_(None))
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+        .limit(1)
+    )
+
+
 def undoable(decision: Decision, now: datetime | None = None) -> bool:
     """Whether ``decision`` can still be undone (in time, not undone, actions not started)."""
     now = now or utcnow()

@@ -238,7 +238,10 @@ def result_json(row: ScanResult) -> dict[str, Any]:
         "scanner": row.scanner,
         "status": row.status,
         "verdict": row.verdict,
-        "labels": [{"name": label["name"], "score": label.get("score")} for label in row.labels],
+        "labels": [
+            {"name": label["name"], "score": label.get("score"), "category": label.get("category")}
+            for label in row.labels
+        ],
         "matches": [public_match(match) for match in row.matches],
         "duration_ms": row.duration_ms,
         "attempts": row.attempts,

@@ -12,8 +12,10 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 
 from app.extensions import db
+from app.models.action import ActionRun
 from app.models.item import Item
-from app.services import pipeline
+from app.models.review import Decision
+from app.services import actions, decisions, pipeline
 from app.services.ingest import Limits, accept_item
 from app.services.media import MediaError, read_limited
 from app.services.source_items import ItemFilter, get_source_item, list_source_items
@@ -190,7 +192,6 @@ def item_url(item_id: str) -> str:
 
 def item_json(item: Item) -> dict[str, Any]:
     """The item as its source sees it."""
-    scan_results = getattr(pipeline, "scan_results_for", None)
     return {
         "id": item.id,
         "url": item_url(item.id),
@@ -219,9 +220,37 @@ def item_json(item: Item) -> dict[str, Any]:
         "callback_url": item.callback_url,
         "created_at": _timestamp(item.created_at),
         "updated_at": _timestamp(item.updated_at),
-        "scan_results": list(scan_results(item)) if scan_results else [],
-        "decision": None,
-        "actions": [],
+        "scan_results": list(pipeline.scan_results_for(item)),
+        "decision": decision_json(decisions.current_decision(item.id)),
+        "actions": [action_json(run) for run in actions.runs_for_item(item.id)],
+    }
+
+
+def decision_json(decision: Decision | None) -> dict[str, Any] | None:
+    """The decision as the platform may see it: what, why, when, and whether a person made it.
+
+    The moderator's identity and note stay inside the dashboard.
+    """
+    if decision is None:
+        return None
+    return {
+        "outcome": decision.outcome,
+        "category": decision.category,
+        "dsa_category": decision.dsa_category,
+        "automated": decision.user_id is None,
+        "decided_at": _timestamp(decision.created_at),
+    }
+
+
+def action_json(run: ActionRun) -> dict[str, Any]:
+    """An action taken (or queued) on the item, without internal error detail."""
+    return {
+        "action": run.action,
+        "status": run.status,
+        "attempts": run.attempts,
+        "external_ref": run.external_ref,
+        "created_at": _timestamp(run.created_at),
+        "finished_at": _timestamp(run.finished_at),
     }
 
 
