@@ -118,3 +118,24 @@ def test_add_to_bank_without_a_bank_fails_and_says_how_to_fix(app: Flask):
     remove(app, item_id, "spam")
     run = run_of(app, item_id, "add_to_bank")
     assert run.status == "failed" and "BANK_FOR_CATEGORY" in run.error
+
+
+def test_only_a_lead_can_reveal_a_quarantined_original(app: Flask, client: Any) -> None:
+    from tests.helpers_review import login_as
+    from tests.test_reveal import image_url, reveal_post
+
+    item_id = make_item(app, make_source(app), with_media=True)
+    sha256 = load(app, item_id).sha256
+    with app.app_context():
+        original = original_store().get(sha256)
+    remove(app, item_id)
+
+    login_as(client, make_user(app, "moderator"))
+    refused = client.get(image_url(reveal_post(client, item_id, "full")))
+    assert refused.status_code == 403
+    assert "quarantined" in refused.get_data(as_text=True)
+
+    login_as(client, make_user(app, "lead"))
+    revealed = client.get(image_url(reveal_post(client, item_id, "full")))
+    assert revealed.status_code == 200
+    assert revealed.data == original

@@ -88,12 +88,28 @@ def original(item_id: str) -> Any:
     """The original as the reveal token allows: its bytes (full) or a rendering of them."""
     item = _item(item_id)
     mode = _granted_mode(item)
-    try:
-        data = original_store().get(item.sha256 or "")
-    except storage.MissingMedia:
-        abort(404, description="The original was purged by the retention policy; its hashes stay.")
+    data = _original_bytes(item)
     if mode is RevealMode.FULL:
         return image_response(data, item.mime or "application/octet-stream")
     return image_response(
         reveal.render(data, mode, reveal.preferences(current_user.id)), "image/webp"
     )
+
+
+def _original_bytes(item: Item) -> bytes:
+    """The original from the served store or, for leads only, from quarantine."""
+    from plugins.quarantine import store as quarantine
+
+    sha256 = item.sha256 or ""
+    try:
+        return original_store().get(sha256)
+    except storage.MissingMedia:
+        pass
+    if quarantine.is_quarantined(sha256):
+        if not current_user.has_role(Role.LEAD):
+            abort(403, description="This original is quarantined: only a lead can reveal it.")
+        try:
+            return quarantine.open_quarantined(sha256)
+        except storage.MissingMedia:
+            pass
+    abort(404, description="The original was purged by the retention policy; its hashes stay.")
