@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,38 @@ from app import create_app
 from app.extensions import db
 
 CSRF_PATTERN = re.compile(r'"X-CSRFToken": "([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def no_outside_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to loopback only: resolving any other host name fails as if it did not exist.
+
+    A callback or image URL at example.org in a test must never become a DNS query, let alone a
+    connection. IP literals still resolve (locally), so the SSRF refusals stay real.
+    """
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name in ("", "localhost") or name.endswith(".localhost") or _is_ip_literal(name):
+            return real_getaddrinfo(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, f"the test suite does not resolve {name!r}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%")[0])
+    except ValueError:
+        pass
+    else:
+        return True
+    try:  # the legacy IPv4 spellings (127.1, 2130706433, 0x7f.1) also resolve without DNS
+        socket.inet_aton(name)
+    except OSError:
+        return False
+    return True
 
 
 def make_test_config(instance: Path, **overrides: Any) -> dict[str, Any]:

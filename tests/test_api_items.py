@@ -84,7 +84,9 @@ def test_inline_item_is_stored_hashed_routed_and_readable(app: Flask, client) ->
     assert item["metadata"] == {"board": "general", "tags": ["a", "b"]}
     assert item["callback_url"] == "https://forum.example.org/cb"
     assert isinstance(item["scan_results"], list)  # filled by the pipeline's scanners
-    assert (item["decision"], item["actions"]) == (None, [])
+    assert item["decision"] is None
+    # The item.scanned callback to forum.example.org: the test suite resolves no outside names.
+    assert [(run["action"], run["status"]) for run in item["actions"]] == [("webhook", "failed")]
 
     with app.app_context():
         assert original_store().get(item["hashes"]["sha256"]) == image

@@ -238,10 +238,7 @@ def result_json(row: ScanResult) -> dict[str, Any]:
         "scanner": row.scanner,
         "status": row.status,
         "verdict": row.verdict,
-        "labels": [
-            {"name": label["name"], "score": label.get("score"), "category": label.get("category")}
-            for label in row.labels
-        ],
+        "labels": [public_label(label) for label in row.labels],
         "matches": [public_match(match) for match in row.matches],
         "duration_ms": row.duration_ms,
         "attempts": row.attempts,
@@ -251,6 +248,14 @@ def result_json(row: ScanResult) -> dict[str, Any]:
         if row.finished_at
         else None,
     }
+
+
+def public_label(label: dict[str, Any]) -> dict[str, Any]:
+    """A label's name and score, with our policy category when the vocabulary knows one."""
+    shown = {"name": label["name"], "score": label.get("score")}
+    if label.get("category"):
+        shown["category"] = label["category"]
+    return shown
 
 
 def public_match(match: dict[str, Any]) -> dict[str, Any]:
