@@ -17,6 +17,7 @@ How answers are read, the same on every platform:
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -48,9 +49,9 @@ class PlatformAction(Action):
             )
         return self.act(ctx, source)
 
+    @abstractmethod
     def act(self, ctx: ActionContext, source: Any) -> ActionOutcome:
         """Carry the action out once on ``source``'s platform."""
-        raise NotImplementedError
 
     def base_url(self, source: Any, setting: str = "base_url") -> str:
         """The platform's address from the source's settings, or a permanent error saying so."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -76,7 +77,7 @@ class FakeServer:
         self.stop()
 
 
-class FakeService:
+class FakeService(ABC):
     """The shared part of a fake vendor: scripted behaviours, a request log, a stop switch.
 
     Subclasses implement ``answer(request)``; ``wsgi`` is the app to serve.
@@ -94,9 +95,9 @@ class FakeService:
         with self.lock:
             return self.upcoming.pop(0) if self.upcoming else None
 
+    @abstractmethod
     def answer(self, request: Request) -> Response:
         """The vendor's answer to one request."""
-        raise NotImplementedError
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The WSGI entry point: keep the request (body read once, cached), then answer it."""
