@@ -35,8 +35,8 @@ from app.services.hashing import (
     upright,
 )
 from app.services.media import open_image
+from tests.imagegen import TESTDATA
 
-TESTDATA = Path(os.environ.get("MODTOOLS_PDQ_TESTDATA", "/work/shared/testdata/pdq"))
 PHOTO = TESTDATA / "bridge-mods" / "aaa-orig.jpg"  # 1600×1004, 361 KB
 FILTERS = ["BILINEAR", "BICUBIC", "LANCZOS", "HAMMING", "BOX"]
 

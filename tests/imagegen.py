@@ -16,7 +16,17 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-TESTDATA = Path(os.environ.get("MODTOOLS_PDQ_TESTDATA", "/work/shared/testdata/pdq"))
+
+def _find_testdata() -> Path:
+    """The shared PDQ reference images: ``MODTOOLS_PDQ_TESTDATA``, else ``shared/`` beside the
+    checkout (where CI lays it), else the development machines' ``/work/shared``."""
+    if os.environ.get("MODTOOLS_PDQ_TESTDATA"):
+        return Path(os.environ["MODTOOLS_PDQ_TESTDATA"])
+    beside = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdq"
+    return beside if beside.is_dir() else Path("/work/shared/testdata/pdq")
+
+
+TESTDATA = _find_testdata()
 IMAGE_SUFFIXES = (".jpg", ".png", ".webp", ".tiff")
 
 

@@ -19,8 +19,8 @@ from app.services.bank_matching import matcher
 from app.services.banks import BankError, match_hashes
 from app.services.hashing import compute_hashes
 from tests.conftest import make_test_config
+from tests.imagegen import TESTDATA
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdq"
 ADMIN = Actor("user", "1", "admin@example.org")
 PDQ_A = "d8f8f0cce0f4a84f0e370a22028f67f0b36e2ed596623e1d33e6b39c4e9c9b22"
 
