@@ -99,6 +99,14 @@ def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
+@pytest.fixture
+def token(app: Flask) -> str:
+    """The API token of a fresh generic source."""
+    from tests.api_helpers import make_source
+
+    return make_source(app)[1]
+
+
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     """The CSRF token a browser would have after loading ``path``."""
     html = client.get(path).get_data(as_text=True)

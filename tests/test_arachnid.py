@@ -20,7 +20,7 @@ from PIL import Image
 from app.services import reveal
 from app.services.hashing import compute_hashes
 from plugins.arachnid import ArachnidScanner
-from tests.api_helpers import image_host, jpeg, load_item, loopback_only, make_source
+from tests.api_helpers import image_host, jpeg, load_item, loopback_only
 from tests.conftest import csrf_token
 from tests.fakes import raw_record, running, send_item, switch_on
 from tests.fakes.arachnid import PASSWORD, USERNAME, FakeArachnid
@@ -38,11 +38,6 @@ def shield() -> Iterator[FakeArachnid]:
     with loopback_only() as escaped, running(FakeArachnid()) as fake:
         yield fake
     assert escaped == []  # nothing but loopback was ever contacted
-
-
-@pytest.fixture
-def token(app: Flask) -> str:
-    return make_source(app)[1]
 
 
 def switch_on_shield(app: Flask, fake: FakeArachnid, **settings: str) -> None:

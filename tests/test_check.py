@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.models.item import Item
-from app.services import banks, sources
+from app.services import banks
 from app.services.audit import Actor
 from app.services.hashing import compute_hashes
 from tests.imagegen import encode, scene
@@ -24,13 +24,6 @@ IMAGE = encode(scene(320, 200, seed=7), "JPEG", quality=90)
 @pytest.fixture
 def app_config() -> dict[str, Any]:
     return dict(TEST_PLUGINS)
-
-
-@pytest.fixture
-def token(app: Flask) -> str:
-    with app.app_context():
-        _, raw, _ = sources.create_source("Forum", "generic", Actor.system("test"))
-        return raw
 
 
 def check(

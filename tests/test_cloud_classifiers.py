@@ -119,11 +119,6 @@ def fake(case: Case) -> Iterator[Any]:
     assert escaped == []  # nothing but loopback was ever contacted
 
 
-@pytest.fixture
-def token(app: Flask) -> str:
-    return make_source(app)[1]
-
-
 def test_a_flagged_image_shows_the_vendors_labels_with_our_categories(
     app: Flask, client: FlaskClient, case: Case, fake: Any, token: str
 ) -> None:

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from plugins.hive import DEFAULT_THRESHOLDS
-from tests.api_helpers import image_host, jpeg, loopback_only, make_source
+from tests.api_helpers import image_host, jpeg, loopback_only
 from tests.conftest import csrf_token
 from tests.fakes import raw_record, running, send_item, switch_on
 from tests.fakes.hive import V2_KEY, V3_KEY, FakeHive
@@ -32,11 +32,6 @@ def hive() -> Iterator[FakeHive]:
     with loopback_only() as escaped, running(FakeHive()) as fake:
         yield fake
     assert escaped == []
-
-
-@pytest.fixture
-def token(app: Flask) -> str:
-    return make_source(app)[1]
 
 
 def switch_on_hive(app: Flask, hive: FakeHive, version: str = "v2", **settings: str) -> None:

@@ -26,7 +26,7 @@ from app.services import banks, reveal
 from app.services.audit import Actor
 from app.services.hashing import compute_hashes
 from plugins.hma import HMAScanner
-from tests.api_helpers import jpeg, loopback_only, make_source
+from tests.api_helpers import jpeg, loopback_only
 from tests.conftest import csrf_token
 from tests.fakes import raw_record, running, send_item, switch_on
 from tests.fakes.hma import FakeHMA
@@ -41,11 +41,6 @@ def hma() -> Iterator[FakeHMA]:
     with loopback_only() as escaped, running(FakeHMA()) as fake:
         yield fake
     assert escaped == []  # nothing but loopback was ever contacted
-
-
-@pytest.fixture
-def token(app: Flask) -> str:
-    return make_source(app)[1]
 
 
 def switch_on_hma(app: Flask, fake: FakeHMA, **settings: str) -> None:

@@ -17,7 +17,7 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 
 from app.views.api import OPENAPI_PATH
-from tests.api_helpers import bearer, loopback_only, make_source
+from tests.api_helpers import bearer, loopback_only
 
 DOCUMENT = json.loads(OPENAPI_PATH.read_text())
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -64,11 +64,6 @@ def app_config() -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 2_000_000,
         "API_RATE_LIMIT_PER_MINUTE": 0,
     }
-
-
-@pytest.fixture
-def token(app: Flask) -> str:
-    return make_source(app)[1]
 
 
 # The document cannot say which bytes are a decodable image, so a schema-valid request may still

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from app.services import reveal
 from plugins.photodna import PhotoDNAScanner
-from tests.api_helpers import image_host, jpeg, loopback_only, make_source
+from tests.api_helpers import image_host, jpeg, loopback_only
 from tests.conftest import csrf_token
 from tests.fakes import raw_record, running, send_item, switch_on
 from tests.fakes.photodna import KEY, FakePhotoDNA, match_flag
@@ -35,11 +35,6 @@ def photodna() -> Iterator[FakePhotoDNA]:
     with loopback_only() as escaped, running(FakePhotoDNA()) as fake:
         yield fake
     assert escaped == []  # nothing but loopback was ever contacted
-
-
-@pytest.fixture
-def token(app: Flask) -> str:
-    return make_source(app)[1]
 
 
 def switch_on_photodna(app: Flask, fake: FakePhotoDNA, **settings: str) -> None:
