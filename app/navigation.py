@@ -19,7 +19,7 @@ class NavEntry:
     shortcut: str | None = None
 
 
-# Later capabilities add their pages here; entries whose endpoint is not registered are hidden.
+# Entries whose endpoint is not registered (a blueprint switched off) are hidden.
 NAVIGATION = [
     NavEntry("Home", "main.home", Role.MODERATOR),
     NavEntry("Queue", "review.queue", Role.MODERATOR),

@@ -17,7 +17,7 @@ from flask import current_app
 from app.models.scan import Verdict
 from app.services.states import Status
 
-# Higher is reviewed first; rules (a later capability) set their own.
+# Higher is reviewed first; a matching rule sets its own (app/services/rules.py).
 PRIORITY = {Verdict.MATCH: 100, Verdict.FLAG: 50, Verdict.ERROR: 20, Verdict.CLEAR: 0}
 ROUTES_ON_CLEAR = (Status.CLEARED, Status.QUEUED)
 ROUTES_ON_ERROR = (Status.QUEUED, Status.ESCALATED, Status.CLEARED)

@@ -1,7 +1,7 @@
 """``/items/<id>/…``: an item's scan results (polled while scanning) and re-scanning it.
 
-The review pages (a later capability) include ``items/_scan_results.html`` and point its polling
-here; this blueprint also gives every item a plain status page until they exist.
+The review item page includes ``items/_scan_results.html`` and points its polling here; this
+blueprint also gives every item a plain scan-status page.
 """
 
 from __future__ import annotations
