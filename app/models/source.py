@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class SourceKind(StrEnum):
-    """The software on the other side; each kind has its own webhook receiver (app/views/hooks.py)."""
+    """The software on the other side; each kind has its own webhook receiver (views/hooks.py)."""
 
     GENERIC = "generic"  # our own item JSON, signed with Standard Webhooks
     DISCOURSE = "discourse"
