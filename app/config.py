@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "HUEY_URL": None,
     "HUEY_IMMEDIATE": False,
     "HUEY_WORKERS": 2,
+    "WORKER_YIELD_MS": 100,  # embedded worker: wait up to this long for requests to finish first
     "EMBEDDED_WORKER": True,  # python wsgi.py also runs a consumer
     "SQLITE_BUSY_TIMEOUT_MS": 15000,
     "SQLALCHEMY_ENGINE_OPTIONS": {},
@@ -62,6 +63,15 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_ALLOW_NETWORKS": [],
     "FETCH_CONNECT_TIMEOUT": 5.0,
     "FETCH_TOTAL_TIMEOUT": 20.0,
+    # Media store: "filesystem" (MEDIA_ROOT, default instance/media) or "s3" (the S3_* settings)
+    "MEDIA_BACKEND": "filesystem",
+    "S3_BUCKET": None,
+    "S3_ENDPOINT_URL": None,  # None: AWS; else e.g. https://minio.internal:9000
+    "S3_REGION": None,  # None: us-east-1
+    "S3_ACCESS_KEY_ID": None,  # None (with the secret): boto3's chain, AWS_* variables or a role
+    "S3_SECRET_ACCESS_KEY": None,  # a secret: never logged or shown
+    "S3_PREFIX": "",  # keys start with this, e.g. "modtools/" to share a bucket
+    "S3_ADDRESSING_STYLE": "auto",  # "path" or "virtual"; auto: path with an endpoint URL
     # API
     "API_RATE_LIMIT_PER_MINUTE": 600,  # per token; 0 switches the limit off
     "API_RATE_LIMIT_BURST": None,  # None: a sixth of the per-minute rate
@@ -85,7 +95,8 @@ DEFAULTS: dict[str, Any] = {
     "RULES_DRY_RUN_ITEMS": 200,
     # Webhooks from platforms
     "HOOK_MAX_BODY_BYTES": 1024 * 1024,
-    "HOOK_REPLAY_RETENTION_DAYS": 30,
+    "HOOK_REPLAY_RETENTION_DAYS": 30,  # delivery ids remembered against replays
+    "HOOK_RECEIPT_RETENTION_DAYS": 30,  # the webhook receipt log on a source's page
     # Hash exchanges
     "EXCHANGE_FETCH_BUDGET_SECONDS": 300,  # one fetch run stops after this and resumes later
     "EXCHANGE_LIST_TIMEOUT_SECONDS": 300,

@@ -5,14 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app.extensions import db
-from app.models.audit import AuditEvent
+from app.models.audit import AuditEvent, AuditVerification
+from app.models.job import Job, JobStatus
+from app.services import audit, audit_verification
 from app.services.audit import Actor, record, verify_chain
 from tests.conftest import csrf_token
 from tests.helpers_ui import create_user, login_as
@@ -266,6 +271,127 @@ def test_verify_needs_the_csrf_token(app: Flask, client: FlaskClient) -> None:
             db.session.scalar(select(AuditEvent).where(AuditEvent.action == "audit.verified"))
             is None
         )
+
+
+def test_verify_runs_as_a_durable_job_and_htmx_gets_its_result(
+    app: Flask, client: FlaskClient
+) -> None:
+    record_events(app, 3)
+    admin_client(app, client)
+    token = csrf_token(client, "/admin/audit")
+    response = client.post(
+        "/admin/audit/verify", headers={"X-CSRFToken": token, "HX-Request": "true"}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in html
+    assert 'id="audit-verification"' in html
+    assert "Audit log intact: 3 events verified." in html
+    assert "hx-trigger" not in html  # finished: nothing to poll
+    with app.app_context():
+        job = db.session.scalars(select(Job).where(Job.name == "audit.verify")).one()
+        assert job.status == JobStatus.DONE
+        verification = db.session.scalars(select(AuditVerification)).one()
+        assert (verification.status, verification.events_checked) == ("intact", 3)
+        assert verification.job_id == job.id
+
+
+def start_check(app: Flask, status: str = "running", checked: int = 0, total: int = 0) -> int:
+    """A check in progress, as a worker would have left it mid-walk."""
+    with app.app_context():
+        verification = AuditVerification(
+            status=status,
+            actor_type="user",
+            actor_label="root@example.org",
+            events_checked=checked,
+            events_total=total,
+        )
+        db.session.add(verification)
+        db.session.commit()
+        return verification.id
+
+
+def test_a_running_check_shows_its_progress_until_it_finishes(
+    app: Flask, client: FlaskClient
+) -> None:
+    record_events(app, 4)
+    check = start_check(app, checked=2, total=4)
+    admin_client(app, client)
+    assert "Checked 2 of 4 events (50 %)" in client.get("/admin/audit").get_data(as_text=True)
+    url = f"/admin/audit/verifications/{check}"
+    polled = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert f'hx-get="{url}"' in polled and 'hx-trigger="every 2s"' in polled
+    assert "<html" not in polled
+
+    with app.app_context():
+        audit_verification.verify(check)  # the worker finishes the walk
+    polled = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Audit log intact: 4 events verified." in polled
+    assert "hx-trigger" not in polled
+    page = client.get(url).get_data(as_text=True)  # without htmx: a page of its own
+    assert "<html" in page and "Audit log intact: 4 events verified." in page
+    assert client.get("/admin/audit/verifications/999").status_code == 404
+
+
+def test_a_second_click_while_a_check_runs_starts_no_other(app: Flask, client: FlaskClient) -> None:
+    record_events(app, 2)
+    start_check(app, status="queued")
+    admin_client(app, client)
+    token = csrf_token(client, "/admin/audit")
+    response = client.post("/admin/audit/verify", data={"csrf_token": token})
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "A check of the chain is already running" in html
+    assert "Waiting for a worker to start the check." in html
+    again = client.post(
+        "/admin/audit/verify", headers={"X-CSRFToken": token, "HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert "A check of the chain is already running" in again and "hx-swap-oob" in again
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditVerification)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_check_whose_job_gave_up_says_so_and_can_be_started_again(
+    app: Flask, client: FlaskClient
+) -> None:
+    record_events(app, 2)
+    check = start_check(app)
+    with app.app_context():
+        job = Job(name="audit.verify", args=[check], status=JobStatus.FAILED)
+        job.error = "OperationalError: database is locked"
+        db.session.add(job)
+        db.session.flush()
+        db.session.get(AuditVerification, check).job_id = job.id
+        db.session.commit()
+    admin_client(app, client)
+    html = client.get(f"/admin/audit/verifications/{check}").get_data(as_text=True)
+    assert "could not finish" in html and "database is locked" in html
+    assert "hx-trigger" not in html
+    token = csrf_token(client, "/admin/audit")
+    client.post("/admin/audit/verify", data={"csrf_token": token})
+    assert "Audit log intact: 2 events verified." in client.get("/admin/audit").get_data(
+        as_text=True
+    )
+
+
+def test_verify_reports_progress_and_checks_events_written_meanwhile(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_events(app, 5)
+    real_batches = audit._batches_in_order
+    written: list[int] = []
+
+    def batches_then_someone_acts(after: int, batch: int) -> Iterator[list[Any]]:
+        yield from real_batches(after, batch)
+        if not written:  # an event lands after the last batch, before the head is read
+            written.append(after)
+            record("test.meanwhile", ALICE)
+            db.session.commit()
+
+    monkeypatch.setattr(audit, "_batches_in_order", batches_then_someone_acts)
+    seen: list[int] = []
+    with app.app_context():
+        assert audit.verify_chain(batch=2, progress=seen.append) == []
+    assert seen == [2, 4, 5, 6]
 
 
 def test_csv_export_follows_the_filters_and_defuses_formulas(

@@ -8,6 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from app.extensions import db
 from app.models.user import User
@@ -240,6 +241,40 @@ def test_password_change_mistakes_are_explained(
 def passwords_unchanged(app: Flask, user_id: int) -> bool:
     with app.app_context():
         return passwords.verify_password(get_user(app, user_id).password_hash, PASSWORD)
+
+
+def change_password(client: FlaskClient, current: str) -> TestResponse:
+    new = "a brand new long passphrase"
+    form = {"current_password": current, "new_password": new, "new_password_again": new}
+    return post_form(client, "/profile/password", form, token_from="/profile")
+
+
+def test_wrong_passwords_on_the_profile_count_toward_the_login_limit(
+    app: Flask, client: FlaskClient, moderator: int
+) -> None:
+    log_in(client, "mod@example.org")
+    for _ in range(5):
+        assert change_password(client, "a wrong guess!!").status_code == 400
+    locked = change_password(client, PASSWORD)  # even the right password waits
+    assert locked.status_code == 429
+    assert "Too many wrong passwords. Wait 15 minutes, then try again." in locked.get_data(
+        as_text=True
+    )
+    assert 840 < int(locked.headers["Retry-After"]) <= 900
+    assert passwords_unchanged(app, moderator)
+    # One budget of guesses per account: the login form is locked as well.
+    assert log_in(app.test_client(), "mod@example.org").status_code == 429
+
+    failed = audit_events(app, "auth.password_check_failed")
+    assert len(failed) == 5
+    assert {(e.actor_label, e.target_id, e.details["step"]) for e in failed} == {
+        ("mod@example.org", str(moderator), "change password")
+    }
+    [lockout] = audit_events(app, "auth.rate_limited")
+    assert (lockout.actor_label, lockout.details["step"]) == ("mod@example.org", "change password")
+
+    age_login_attempts(app, 901)
+    assert change_password(client, PASSWORD).status_code == 303
 
 
 def test_display_name_can_be_changed(app: Flask, client: FlaskClient, moderator: int) -> None:

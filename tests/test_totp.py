@@ -147,6 +147,26 @@ def test_turning_off_needs_the_password(
     assert len(audit_events(app, "user.totp_disabled")) == 1
 
 
+def test_turning_off_and_new_codes_share_the_password_limit(
+    app: Flask, client: FlaskClient, two_step_user: tuple[str, list[str]]
+) -> None:
+    _, codes = two_step_user
+    log_in(client, EMAIL)
+    enter_code(client, codes[0])
+    for path in ["/profile/two-step/off"] * 3 + ["/profile/two-step/recovery-codes"] * 2:
+        wrong = post_form(client, path, {"password": "not my password"}, token_from="/profile")
+        assert wrong.status_code == 400
+    for path in ("/profile/two-step/off", "/profile/two-step/recovery-codes"):
+        locked = post_form(client, path, {"password": PASSWORD}, token_from="/profile")
+        assert locked.status_code == 429
+        assert "Too many wrong passwords. Wait" in locked.get_data(as_text=True)
+        assert int(locked.headers["Retry-After"]) > 800
+    assert get_user(app, make_id(app)).totp_enabled
+    assert audit_events(app, "user.totp_disabled") == []
+    steps = [e.details["step"] for e in audit_events(app, "auth.password_check_failed")]
+    assert steps == ["turn off two-step login"] * 3 + ["new recovery codes"] * 2
+
+
 def make_id(app: Flask) -> int:
     with app.app_context():
         return db.session.scalar(select(User.id).where(User.email == EMAIL))

@@ -17,6 +17,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.services import backup, retention, transparency
+from app.services import housekeeping as _housekeeping  # noqa: F401  (the daily prune)
 from app.services import metrics as _metrics  # noqa: F401  (registers the queue sampler)
 
 

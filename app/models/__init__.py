@@ -7,7 +7,7 @@ from app.models.action import (
     QuarantinedMedia,
     WebhookDelivery,
 )
-from app.models.audit import AuditEvent, AuditHead
+from app.models.audit import AuditEvent, AuditHead, AuditVerification
 from app.models.bank import Bank, BankChange, BankEntry
 from app.models.exchange import Exchange, ExchangeRun, ExchangeSignal
 from app.models.item import Item
@@ -28,6 +28,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "AuditHead",
+    "AuditVerification",
     "AuthorityReport",
     "Bank",
     "BankChange",

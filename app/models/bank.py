@@ -3,9 +3,10 @@ process's in-memory PDQ index current.
 
 ``BankChange`` is append-only. Every write to a bank or its entries appends rows in the same
 transaction; each process remembers the highest change id it has applied and, before a lookup,
-applies only the newer ones (``app/services/banks.py``). Ids must therefore only grow and never
-be reused: SQLite's AUTOINCREMENT guarantees that; on PostgreSQL writers take an advisory lock
-so ids also become visible in order.
+applies only the newer ones (``app/services/bank_matching.py``). Ids must therefore only grow and
+never be reused: SQLite's AUTOINCREMENT guarantees that; on PostgreSQL writers take an advisory
+lock so ids also become visible in order. Rows older than a day are pruned daily, oldest first
+and never the newest; a process that was behind them rebuilds its index instead.
 """
 
 from __future__ import annotations

@@ -143,6 +143,7 @@ class LoginAttempt(Base):
     __table_args__ = (
         Index("ix_login_attempts_email_time", "email", "created_at"),
         Index("ix_login_attempts_ip_time", "ip", "created_at"),
+        Index("ix_login_attempts_created_at", "created_at"),  # pruning old attempts
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

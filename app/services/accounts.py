@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models.types import utcnow
 from app.models.user import LinkPurpose, Role, User, new_session_token
-from app.services import audit, links, passwords
+from app.services import audit, links, login_limits, passwords
 from app.services.audit import Actor
 from app.services.passwords import AccountError
 
@@ -150,9 +150,18 @@ def set_password(user: User, password: str) -> None:
 
 
 def change_password(user: User, current: str, new: str, new_again: str, actor: Actor) -> None:
-    """The user's own password change: the current password proves it is them."""
-    if not passwords.verify_password(user.password_hash, current):
-        raise AccountError("Your current password is not right. Type it again.", "current_password")
+    """The user's own password change: the current password proves it is them.
+
+    A wrong current password counts toward the login rate limit; past it, :class:`RateLimited`.
+    """
+    login_limits.confirm_password(
+        user,
+        current,
+        actor,
+        step="change password",
+        field="current_password",
+        wrong="Your current password is not right. Type it again.",
+    )
     passwords.check_new_password(new, new_again, user.email)
     set_password(user, new)
     audit.record("user.password_changed", actor, target_type="user", target_id=user.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,20 +61,40 @@ def redact(details: dict[str, Any]) -> dict[str, Any]:
 
 def event_hash(event: Any) -> str:
     """SHA-256 over the previous hash and this event's content in canonical JSON."""
-    content = {
-        "seq": event.seq,
-        "created_at": event.created_at.isoformat(),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "details": event.details,
-        "ip": event.ip,
-    }
+    return _content_hash({name: getattr(event, name) for name in HASHED})
+
+
+HASHED = (
+    "seq",
+    "created_at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "details",
+    "ip",
+    "prev_hash",
+)
+
+
+def _content_hash(row: dict[str, Any]) -> str:
+    content = {name: row[name] for name in HASHED if name != "prev_hash"}
+    content["created_at"] = row["created_at"].isoformat()
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((event.prev_hash + canonical).encode()).hexdigest()
+    return hashlib.sha256((row["prev_hash"] + canonical).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An event to append: what happened, who did it, to what, with which details."""
+
+    action: str
+    actor: Actor
+    target_type: str | None = None
+    target_id: Any = None
+    details: dict[str, Any] | None = None
 
 
 def record(
@@ -86,35 +106,52 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append an event in the current transaction; the caller commits."""
+    (row,) = chain([Entry(action, actor, target_type, target_id, details)])
+    event = AuditEvent(**row)
+    db.session.add(event)
+    return event
+
+
+def chain(entries: list[Entry]) -> list[dict[str, Any]]:
+    """Take the next ``len(entries)`` places in the chain; return the rows for the caller to add.
+
+    One turn of the head for the lot: its UPDATE serialises writers (database write lock on
+    SQLite, row lock on PostgreSQL) until the caller's transaction ends.
+    """
+    count = len(entries)
     head = db.session.execute(
         update(AuditHead)
         .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1)
+        .values(seq=AuditHead.seq + count)
         .returning(AuditHead.seq, AuditHead.last_hash)
     ).one_or_none()
     if head is None:
-        db.session.add(AuditHead(id=1, seq=1, last_hash=GENESIS))
+        db.session.add(AuditHead(id=1, seq=count, last_hash=GENESIS))
         db.session.flush()
-        seq, prev_hash = 1, GENESIS
+        last, prev_hash = count, GENESIS
     else:
-        seq, prev_hash = head
-    event = AuditEvent(
-        seq=seq,
-        created_at=utcnow(),
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_label=actor.label,
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        details=json.loads(json.dumps(redact(details or {}), default=str)),
-        ip=actor.ip,
-        prev_hash=prev_hash,
-    )
-    event.hash = event_hash(event)
-    db.session.add(event)
-    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=event.hash))
-    return event
+        last, prev_hash = head
+    now = utcnow()
+    rows = []
+    for seq, entry in enumerate(entries, start=last - count + 1):
+        actor = entry.actor
+        row = {
+            "seq": seq,
+            "created_at": now,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "action": entry.action,
+            "target_type": entry.target_type,
+            "target_id": None if entry.target_id is None else str(entry.target_id),
+            "details": json.loads(json.dumps(redact(entry.details or {}), default=str)),
+            "ip": actor.ip,
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = _content_hash(row)
+        rows.append(row)
+    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev_hash))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -125,21 +162,33 @@ class ChainBreak:
     reason: str
 
 
-def verify_chain(batch: int = 5000) -> list[ChainBreak]:
-    """Check every event's hash and link; return the breaks found (empty when intact)."""
+def verify_chain(
+    batch: int = 5000, progress: Callable[[int], None] | None = None
+) -> list[ChainBreak]:
+    """Check every event's hash and link; return the breaks found (empty when intact).
+
+    ``progress`` is called after each batch with the number of events checked so far. Events
+    appended while the check runs are checked too, so a busy log is not reported broken.
+    """
     breaks: list[ChainBreak] = []
     expected_prev, expected_seq = GENESIS, 1
-    for event in _events_in_order(batch):
-        if event.seq != expected_seq:
-            breaks.append(
-                ChainBreak(expected_seq, f"events {expected_seq}–{event.seq - 1} are missing")
-            )
-        if event.prev_hash != expected_prev:
-            breaks.append(ChainBreak(event.seq, "does not link to the event before it"))
-        if event_hash(event) != event.hash:
-            breaks.append(ChainBreak(event.seq, "content was changed after it was written"))
-        expected_prev, expected_seq = event.hash, event.seq + 1
-    head = db.session.get(AuditHead, 1)
+    checked = 0
+    while True:
+        found = 0
+        for rows in _batches_in_order(expected_seq - 1, batch):
+            for event in rows:
+                breaks += _event_breaks(event, expected_seq, expected_prev)
+                expected_prev, expected_seq = event.hash, event.seq + 1
+            found += len(rows)
+            checked += len(rows)
+            if progress is not None:
+                progress(checked)
+        # A plain query, not the session's copy: the head moves while a long check runs.
+        head = db.session.execute(
+            select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)
+        ).one_or_none()
+        if not (found and head is not None and head.seq > expected_seq - 1):
+            break  # caught up with the head (or the events it counts are gone)
     last_seq = expected_seq - 1
     if head is not None and (head.seq != last_seq or head.last_hash != expected_prev):
         breaks.append(
@@ -150,15 +199,26 @@ def verify_chain(batch: int = 5000) -> list[ChainBreak]:
     return breaks
 
 
-def _events_in_order(batch: int) -> Iterator[Any]:
+def _event_breaks(event: Any, expected_seq: int, expected_prev: str) -> list[ChainBreak]:
+    found = []
+    if event.seq != expected_seq:
+        found.append(ChainBreak(expected_seq, f"events {expected_seq}–{event.seq - 1} are missing"))
+    if event.prev_hash != expected_prev:
+        found.append(ChainBreak(event.seq, "does not link to the event before it"))
+    if event_hash(event) != event.hash:
+        found.append(ChainBreak(event.seq, "content was changed after it was written"))
+    return found
+
+
+def _batches_in_order(after: int, batch: int) -> Iterator[list[Any]]:
     # Plain rows, not ORM objects: a million events must not pile up in the session.
     table = AuditEvent.__table__
-    last = 0
+    last = after
     while True:
         rows = db.session.execute(
             select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch)
         ).all()
         if not rows:
             return
-        yield from rows
+        yield list(rows)
         last = rows[-1].seq

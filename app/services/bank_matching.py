@@ -4,7 +4,8 @@ Each process (web server, worker) holds one :class:`BankMatcher` on its app, in
 ``app.extensions["modtools_banks"]``. The first lookup builds the PDQ index from the database;
 before every lookup it reads ``SELECT max(id) FROM bank_changes`` (one index seek) and applies
 only the newer changes. So an entry added in the web process is matched by a worker's next
-lookup, and the other way round, with no restart and no full rebuild.
+lookup, and the other way round, with no restart and no full rebuild. The log is pruned daily
+(:func:`prune_changes`); a process that was idle past the pruned rows rebuilds instead.
 
 SHA-256 and MD5 are matched exactly by an indexed database query (``ix_bank_entries_lookup``):
 about 0.16 ms, against a dict's microsecond, but no memory per hash; a dict of two million hex
@@ -21,15 +22,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
 import numpy as np
 from flask import Flask, current_app
-from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, delete, func, or_, select
 
 from app.extensions import db
 from app.models.bank import Bank, BankChange, BankEntry, ChangeOp, SignalType
+from app.models.types import utcnow
 from app.services.pdq_index import PdqIndex
 from app.services.pdq_tables import hashes_from_hex
 
@@ -37,6 +40,10 @@ EXTENSION_KEY = "modtools_banks"
 CHANGE_BATCH = 20_000
 LOAD_BATCH = 50_000
 MIN_PDQ_QUALITY = 50  # threatexchange's PdqSignal.QUALITY_THRESHOLD, as HMA
+# A process that looked nothing up for this long rebuilds its index (seconds per million PDQ
+# hashes) instead of replaying the log; the daily housekeeping job prunes older rows.
+CHANGES_KEPT = timedelta(days=1)
+PRUNE_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -85,12 +92,21 @@ class BankMatcher:
         if index is not None and latest <= self.cursor:
             return index
         with self._lock:
-            if self.index is None:
+            if self.index is None or self._missed_changes(self.cursor):
                 self._load(latest)
             elif latest > self.cursor:
+                applied_from = self.cursor
                 self._apply(latest)
+                if self._missed_changes(applied_from):  # pruned while we read: start afresh
+                    self._load(latest)
             assert self.index is not None
             return self.index
+
+    def _missed_changes(self, cursor: int) -> bool:
+        # Pruning deletes a prefix of the log and keeps its newest row, so rows after the
+        # cursor are all there exactly when the oldest row left is at most cursor + 1.
+        oldest = db.session.scalar(select(func.min(BankChange.id)))
+        return oldest is not None and oldest > cursor + 1
 
     def _load(self, latest: int) -> None:
         # Cursor first, entries second: an entry added in between is loaded *and* re-applied
@@ -152,6 +168,36 @@ class BankMatcher:
         self.cursor = latest
         if banks_changed:
             self.banks = _load_banks()
+
+
+def prune_changes(now: datetime | None = None, keep: timedelta = CHANGES_KEPT) -> int:
+    """Delete change-log rows older than ``keep``; returns how many went (committed in batches).
+
+    Always a prefix of ids, oldest first, and never the newest row (``max(id)`` is every
+    process's measure of "anything new?"). A process whose cursor is inside the deleted prefix
+    sees that the oldest row left is past its cursor and rebuilds its index from the entries
+    instead of applying changes (:meth:`BankMatcher.sync`), so pruning never hides a change.
+    """
+    now = now or utcnow()
+    newest = db.session.scalar(select(func.max(BankChange.id)))
+    if newest is None:
+        return 0
+    # In id order the scan stops at the first recent row: it reads only what is to go.
+    first_recent = db.session.scalar(
+        select(BankChange.id)
+        .where(BankChange.created_at >= now - keep)
+        .order_by(BankChange.id)
+        .limit(1)
+    )
+    boundary = min(first_recent or newest, newest)
+    removed = 0
+    while True:
+        oldest = db.session.scalar(select(func.min(BankChange.id))) or boundary
+        upto = min(boundary, oldest + PRUNE_BATCH)
+        if oldest >= upto:
+            return removed
+        removed += db.session.execute(delete(BankChange).where(BankChange.id < upto)).rowcount or 0
+        db.session.commit()
 
 
 def _load_banks() -> dict[int, BankSettings]:

@@ -1,9 +1,10 @@
-"""Statistics for leads and the ``/metrics`` scrape: what came in, what was decided, how fast.
+"""Statistics for leads: what came in, what was decided, how fast.
 
 Figures are computed from the records themselves (items, decisions, scan results, rule hits,
 exposure days) for a period. Queue depth has no history of its own, so a periodic task samples
 it every five minutes into ``queue_samples``; the same task logs a warning when the queue backs
 up or a scanner is slow, so an operator's log alerting sees trouble before moderators do.
+The ``/metrics`` scrape is rendered by ``app.services.prometheus`` from the same helpers.
 """
 
 from __future__ import annotations
@@ -232,86 +233,3 @@ def sample_queue_task() -> None:
     """Periodic: a lost sample is only a gap in a chart, so this is not a durable job."""
     with huey.flask_app.app_context():  # type: ignore[attr-defined]
         sample_queue()
-
-
-def prometheus_text() -> str:
-    """The current figures in the Prometheus text exposition format (version 0.0.4)."""
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str, samples: dict[tuple, float]) -> None:
-        lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"])
-        for labels, value in sorted(samples.items()):
-            rendered = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels)
-            lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
-
-    family(
-        "modtools_items",
-        "gauge",
-        "Items by status.",
-        {
-            (("status", status),): count
-            for status, count in _pairs(
-                select(Item.status, func.count()).group_by(Item.status)
-            ).items()
-        },
-    )
-    family(
-        "modtools_jobs",
-        "gauge",
-        "Background jobs by status.",
-        {
-            (("status", status),): count
-            for status, count in _pairs(
-                select(Job.status, func.count()).group_by(Job.status)
-            ).items()
-        },
-    )
-    family(
-        "modtools_decisions_total",
-        "counter",
-        "Decisions by outcome (undone excluded).",
-        {
-            (("outcome", outcome),): count
-            for outcome, count in _pairs(
-                select(Decision.outcome, func.count())
-                .where(Decision.undone_at.is_(None))
-                .group_by(Decision.outcome)
-            ).items()
-        },
-    )
-    scans = db.session.execute(
-        select(ScanResult.scanner, ScanResult.verdict, func.count())
-        .where(ScanResult.verdict.is_not(None))
-        .group_by(ScanResult.scanner, ScanResult.verdict)
-    ).all()
-    family(
-        "modtools_scan_results_total",
-        "counter",
-        "Scanner results by verdict.",
-        {(("scanner", s), ("verdict", v)): c for s, v, c in scans},
-    )
-    now = utcnow()
-    times = percentiles(handling_seconds(now - timedelta(days=1), now))
-    family(
-        "modtools_time_to_decision_seconds",
-        "gauge",
-        "Ingest to first decision over the last 24 hours.",
-        {
-            (("quantile", q),): value
-            for q, value in (("0.5", times["median"]), ("0.9", times["p90"]))
-            if value is not None
-        },
-    )
-    from app.services.jobs import live_workers
-
-    family(
-        "modtools_workers_alive",
-        "gauge",
-        "Consumers with a recent heartbeat.",
-        {(): len(live_workers(current_app.config["WORKER_STALE_SECONDS"]))},
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -20,7 +20,7 @@ from sqlalchemy import delete, or_, select, update
 from app.extensions import db
 from app.models.types import utcnow
 from app.models.user import RecoveryCode, User
-from app.services import audit, crypto, passwords
+from app.services import audit, crypto, login_limits
 from app.services.audit import Actor
 from app.services.passwords import AccountError
 
@@ -140,14 +140,14 @@ def confirm_enrolment(user: User, code: str, actor: Actor) -> list[str]:
     return codes
 
 
-def _require_password(user: User, password: str) -> None:
-    if not passwords.verify_password(user.password_hash, password):
-        raise AccountError("Your password is not right. Type it again.", "password")
+def _require_password(user: User, password: str, actor: Actor, step: str) -> None:
+    # Counted like a login: a wrong password here is a failure toward the same rate limit.
+    login_limits.confirm_password(user, password, actor, step=step)
 
 
 def new_recovery_codes(user: User, password: str, actor: Actor) -> list[str]:
-    """Replace the user's recovery codes after checking their password."""
-    _require_password(user, password)
+    """Replace the user's recovery codes after checking their password (rate limited)."""
+    _require_password(user, password, actor, "new recovery codes")
     if not user.totp_enabled:
         raise AccountError("Turn on two-step login first; recovery codes come with it.")
     codes = replace_recovery_codes(user)
@@ -164,8 +164,8 @@ def _turn_off(user: User) -> None:
 
 
 def disable(user: User, password: str, actor: Actor) -> None:
-    """The user turns two-step login off; their password proves it is them."""
-    _require_password(user, password)
+    """The user turns two-step login off; their password proves it is them (rate limited)."""
+    _require_password(user, password, actor, "turn off two-step login")
     was_on = user.totp_enabled
     _turn_off(user)
     if was_on:

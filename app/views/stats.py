@@ -20,6 +20,7 @@ from app.models.types import utcnow
 from app.models.user import Role
 from app.security import public, role_required
 from app.services import metrics, transparency
+from app.services.prometheus import prometheus_text
 
 bp = Blueprint("stats", __name__, cli_group=None)
 ops.register(bp.cli)
@@ -88,7 +89,7 @@ def prometheus():
             )
     elif not _loopback(request.remote_addr):
         abort(404)  # nothing here for the outside world
-    return Response(metrics.prometheus_text(), mimetype="text/plain; version=0.0.4")
+    return Response(prometheus_text(), mimetype="text/plain; version=0.0.4")
 
 
 def _loopback(address: str | None) -> bool:

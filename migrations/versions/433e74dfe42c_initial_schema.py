@@ -2,7 +2,7 @@
 
 Revision ID: 433e74dfe42c
 Revises: 
-Create Date: 2026-11-25 02:40:00.064679
+Create Date: 2026-11-25 03:30:48.384671
 
 """
 from alembic import op
@@ -54,6 +54,24 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('last_hash', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('audit_verifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('job_id', sa.String(length=32), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('actor_type', sa.String(length=16), nullable=False),
+    sa.Column('actor_id', sa.String(length=64), nullable=True),
+    sa.Column('actor_label', sa.String(length=320), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('events_total', sa.Integer(), nullable=False),
+    sa.Column('events_checked', sa.Integer(), nullable=False),
+    sa.Column('break_count', sa.Integer(), nullable=False),
+    sa.Column('breaks', app.models.types.JSONType(), nullable=False),
+    sa.Column('created_at', app.models.types.UTCDateTime(), nullable=False),
+    sa.Column('started_at', app.models.types.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', app.models.types.UTCDateTime(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('bank_changes',
@@ -110,6 +128,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('login_attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_login_attempts_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_login_attempts_email_time', ['email', 'created_at'], unique=False)
         batch_op.create_index('ix_login_attempts_ip_time', ['ip', 'created_at'], unique=False)
 
@@ -725,6 +744,7 @@ def downgrade():
     with op.batch_alter_table('login_attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_login_attempts_ip_time')
         batch_op.drop_index('ix_login_attempts_email_time')
+        batch_op.drop_index('ix_login_attempts_created_at')
 
     op.drop_table('login_attempts')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
@@ -733,6 +753,7 @@ def downgrade():
     op.drop_table('jobs')
     op.drop_table('banks')
     op.drop_table('bank_changes')
+    op.drop_table('audit_verifications')
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_events_target')

@@ -4,14 +4,16 @@ A delivery id is remembered only once its images are accepted, in the same commi
 receipt: a delivery that failed half-way is taken again when the platform retries, and the
 items it had already made are found again by their external ids. Two copies racing each other
 both pass :func:`seen`; the unique constraint lets one remember it and the other is answered as
-a duplicate. Old ids are forgotten after ``HOOK_REPLAY_RETENTION_DAYS`` (default 30), long after
-any platform stops retrying; receipts are kept as long.
+a duplicate. Old ids are forgotten a day after ``HOOK_REPLAY_RETENTION_DAYS`` (default 30), long
+after any platform stops retrying; receipts after ``HOOK_RECEIPT_RETENTION_DAYS`` (default 30).
+The daily housekeeping job (``app.services.housekeeping``) calls :func:`forget_old`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
@@ -24,6 +26,8 @@ from app.models.webhook import ReceivedWebhook, WebhookReceipt
 
 log = logging.getLogger("app.hooks")
 DEFAULT_RETENTION_DAYS = 30
+REPLAY_MARGIN = timedelta(days=1)  # ids outlive the window, however the daily job falls
+PRUNE_BATCH = 5000
 
 
 def seen(source: Source, delivery_id: str | None) -> bool:
@@ -104,15 +108,36 @@ def recent_receipts(source: Source, limit: int = 20) -> list[WebhookReceipt]:
     )
 
 
-def forget_old(now_days: int | None = None) -> int:
-    """Delete delivery ids and receipts older than the retention; returns the ids removed."""
-    days = now_days or int(
-        current_app.config.get("HOOK_REPLAY_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
+def forget_old(now: datetime | None = None) -> tuple[int, int]:
+    """Delete delivery ids older than the replay window plus a day, and receipts older than
+    their retention, in committed batches; returns how many ids and receipts went."""
+    now = now or utcnow()
+    config = current_app.config
+    window = timedelta(days=int(config.get("HOOK_REPLAY_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)))
+    keep_receipts = timedelta(
+        days=int(config.get("HOOK_RECEIPT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
     )
-    cutoff = utcnow() - timedelta(days=days)
-    removed = db.session.execute(
-        delete(ReceivedWebhook).where(ReceivedWebhook.received_at < cutoff)
+    ids = _delete_in_batches(
+        ReceivedWebhook, ReceivedWebhook.received_at < now - window - REPLAY_MARGIN
     )
-    db.session.execute(delete(WebhookReceipt).where(WebhookReceipt.created_at < cutoff))
-    db.session.commit()
-    return removed.rowcount or 0
+    receipts = 0
+    for source_id in db.session.scalars(select(Source.id)).all():
+        # One source at a time, so each delete walks ix_webhook_receipts_source_created.
+        receipts += _delete_in_batches(
+            WebhookReceipt,
+            WebhookReceipt.source_id == source_id,
+            WebhookReceipt.created_at < now - keep_receipts,
+        )
+    return ids, receipts
+
+
+def _delete_in_batches(model: Any, *conditions: Any) -> int:
+    # Short transactions: a year of receipts must not hold SQLite's write lock for long.
+    removed = 0
+    while True:
+        batch = select(model.id).where(*conditions).limit(PRUNE_BATCH)
+        count = db.session.execute(delete(model).where(model.id.in_(batch))).rowcount or 0
+        db.session.commit()
+        removed += count
+        if count < PRUNE_BATCH:
+            return removed

@@ -1,4 +1,5 @@
-"""The audit log page: filter and page through events, export them as CSV, verify the hash chain."""
+"""The audit log page: filter and page through events, export them as CSV, verify the hash chain
+(in the background: the page shows the check's progress, then its result)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,24 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Response, flash, request, stream_with_context, url_for
+from flask import Response, abort, flash, request, stream_with_context, url_for
 from flask_login import current_user
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 
 from app.extensions import db
-from app.htmx import redirect, render_page_or_fragment
+from app.htmx import is_htmx, redirect, render_page_or_fragment
 from app.models.audit import AuditEvent
 from app.models.types import utcnow
 from app.security import role_required
-from app.services.audit import Actor, record, verify_chain
+from app.services import audit_verification
+from app.services.audit import Actor, record
 from app.views.admin import bp
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
 # A broken log can have thousands of breaks; the page names the first few, the CLI lists them all.
 MAX_BREAKS_SHOWN = 10
+ALREADY_RUNNING = "A check of the chain is already running; its progress is shown below."
 # Spreadsheets run cells that start with these as formulas; actor labels and targets can come
 # from outside (an uploader's name, a platform's id), so exported cells are defused.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -156,44 +159,42 @@ def audit_log() -> Response:
         newer_url=newer_url,
         export_url=url_for("admin.audit_csv", **filters.query_args()),
         details_text=details_text,
+        verification=audit_verification.latest(),
+        max_breaks_shown=MAX_BREAKS_SHOWN,
     )
 
 
 @bp.post("/audit/verify")
 @role_required("admin")
 def audit_verify() -> Response:
-    """Recompute the whole chain, record that it was checked, and say what was found."""
-    breaks = verify_chain()
-    count = db.session.scalar(select(func.count()).select_from(AuditEvent)) or 0
-    record(
-        "audit.verified",
-        _actor(),
-        details={
-            "intact": not breaks,
-            "events": count,
-            "breaks": len(breaks),
-            "first_break_seq": breaks[0].seq if breaks else None,
-        },
-    )
-    db.session.commit()
-    if not breaks:
-        flash(f"Audit log intact: {count} events verified.", "success")
-    else:
-        flash(
-            f"The audit log does not verify: {len(breaks)} "
-            f"{'break' if len(breaks) == 1 else 'breaks'} found. Someone changed or removed "
-            "events; keep a copy of the database before anything else changes.",
-            "error",
+    """Start a check of the whole chain in the background (or show the one already running)."""
+    verification, started = audit_verification.start(_actor())
+    if is_htmx():
+        return render_page_or_fragment(
+            "admin/audit_verification.html",
+            "admin/_audit_verification.html",
+            verification=audit_verification.state(verification),
+            max_breaks_shown=MAX_BREAKS_SHOWN,
+            notice=None if started else ALREADY_RUNNING,
         )
-        for found in breaks[:MAX_BREAKS_SHOWN]:
-            flash(f"Event {found.seq}: {found.reason}.", "error")
-        if len(breaks) > MAX_BREAKS_SHOWN:
-            flash(
-                f"… and {len(breaks) - MAX_BREAKS_SHOWN} more; "
-                "run “flask audit verify” on the server for the full list.",
-                "error",
-            )
+    if not started:
+        flash(ALREADY_RUNNING, "info")
     return redirect(url_for("admin.audit"))
+
+
+@bp.get("/audit/verifications/<int:verification_id>")
+@role_required("admin")
+def audit_verification_status(verification_id: int) -> Response:
+    """One check of the chain: its progress while it runs (htmx polls this), then its result."""
+    verification = audit_verification.find(verification_id)
+    if verification is None:
+        abort(404)
+    return render_page_or_fragment(
+        "admin/audit_verification.html",
+        "admin/_audit_verification.html",
+        verification=verification,
+        max_breaks_shown=MAX_BREAKS_SHOWN,
+    )
 
 
 @bp.get("/audit.csv")

@@ -1,4 +1,8 @@
-"""The profile page: your name, your password, and two-step login with its recovery codes."""
+"""The profile page: your name, your password, and two-step login with its recovery codes.
+
+Typing the password again (to change it, to turn two-step login off, for new recovery codes)
+counts toward the login rate limit; past it the form answers 429 and says how long to wait.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from app.models.user import Role, User
 from app.security import role_required
 from app.services import accounts, totp
 from app.services.accounts import AccountError
+from app.services.login_limits import RateLimited
 from app.views import request_actor
 from app.views.auth import bp
 
@@ -28,6 +33,12 @@ def _profile_page(status: int = 200, **context: Any) -> Any:
         **context,
     )
     return page, status
+
+
+def _rate_limited(limited: RateLimited, form_error: str, field: str = "password") -> Any:
+    """The profile again with the wait shown on the form whose password was refused."""
+    page, _ = _profile_page(**{form_error: AccountError(limited.message, field)})
+    return page, 429, {"Retry-After": str(limited.retry_after)}
 
 
 @bp.get("/profile")
@@ -63,6 +74,8 @@ def change_password() -> Any:
             form.get("new_password_again", ""),
             request_actor(),
         )
+    except RateLimited as limited:
+        return _rate_limited(limited, "password_error", "current_password")
     except AccountError as error:
         return _profile_page(400, password_error=error)
     login_user(user)  # the cookie must carry the new session token to keep this session
@@ -121,6 +134,8 @@ def new_recovery_codes() -> Any:
     """Replace the recovery codes (after the password), and show the new ones once."""
     try:
         codes = totp.new_recovery_codes(_me(), request.form.get("password", ""), request_actor())
+    except RateLimited as limited:
+        return _rate_limited(limited, "codes_error")
     except AccountError as error:
         return _profile_page(400, codes_error=error)
     return render_template("auth/recovery_codes.html", codes=codes, first_time=False)
@@ -132,6 +147,8 @@ def disable_two_step() -> Any:
     """Turn two-step login off; the password proves it is really you."""
     try:
         totp.disable(_me(), request.form.get("password", ""), request_actor())
+    except RateLimited as limited:
+        return _rate_limited(limited, "disable_error")
     except AccountError as error:
         return _profile_page(400, disable_error=error)
     flash("Two-step login is off. Your password alone now logs you in.", "info")
