@@ -10,11 +10,21 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.services.webhooks.signatures import hex_hmac_sha256
-from tests.helpers_hooks import NO_WORKER, body_bytes, disable, items, make_hook_source, receipts
+from tests.helpers_hooks import (
+    NO_WORKER,
+    body_bytes,
+    disable,
+    discourse_chat_message,
+    discourse_upload,
+    items,
+    make_hook_source,
+    receipts,
+)
 
 BASE = "https://forum.example.org"
 SHA_A = "e9d71f5ee7c92d6dc9e92ffdad17b8bd49418f98"
 SHA_B = "1234567890abcdef1234567890abcdef12345678"
+SHA_C = "0fedcba9876543210fedcba9876543210fedcba9"
 # Discourse's own spec fixture, VERBATIM in shared/reference/webhooks.md: a reply with no image.
 WP_DISCOURSE_POST = {
     "post": {
@@ -73,7 +83,7 @@ def send(
     body = payload if isinstance(payload, bytes) else body_bytes(payload)
     headers = {
         "X-Discourse-Event": event,
-        "X-Discourse-Event-Type": "post",
+        "X-Discourse-Event-Type": "chat_message" if event.startswith("chat_") else "post",
         "X-Discourse-Event-Id": event_id,
         "X-Discourse-Instance": "https://evil.example",
         "X-Discourse-Event-Signature": signature or hex_hmac_sha256(secret, body),
@@ -203,6 +213,70 @@ def test_ping_is_answered_and_logged(app, client, forum) -> None:
     answer = send(client, slug, secret, b'{"ping":"OK"}', event="ping")
     assert answer.status_code == 200 and answer.json["status"] == "ignored"
     assert receipts(app, slug)[-1][0] == "ignored"
+
+
+def test_chat_message_with_several_images_skips_files_and_emoji(app, client, forum) -> None:
+    slug, secret = forum
+    uploads = [
+        discourse_upload(31, f"/uploads/default/original/1X/{SHA_A}.png", "cat.png"),
+        discourse_upload(
+            32, f"//forum.example.org/uploads/default/original/2X/{SHA_B}.jpeg", "dog.jpeg"
+        ),
+        discourse_upload(
+            33, "/uploads/default/original/1X/aaaa.pdf", "rules.pdf", width=None, height=None
+        ),
+    ]
+    cooked = (
+        '<p>Look at these <img src="/images/emoji/twitter/cat.png?v=12" class="emoji" '
+        f'alt=":cat:"></p><p><img src="/uploads/default/original/3X/{SHA_C}.gif"></p>'
+    )
+    payload = discourse_chat_message(801, uploads, cooked)
+    answer = send(client, slug, secret, payload, event="chat_message_created")
+    assert answer.status_code == 200 and answer.json["items_created"] == 3
+    found = {i.external_id: i for i in items(app, slug)}
+    assert {key: item.image_url for key, item in found.items()} == {
+        f"discourse:chat:801:{SHA_A}": f"{BASE}/uploads/default/original/1X/{SHA_A}.png",
+        f"discourse:chat:801:{SHA_B}": f"https://forum.example.org/uploads/default/original/2X/{SHA_B}.jpeg",
+        f"discourse:chat:801:{SHA_C}": f"{BASE}/uploads/default/original/3X/{SHA_C}.gif",
+    }
+    item = found[f"discourse:chat:801:{SHA_A}"]
+    assert (item.uploader_id, item.uploader_name) == ("7", "angus")
+    assert item.context_url == f"{BASE}/chat/c/general/2/801"
+    assert item.context_text == "General\n\nLook at these"
+    assert item.context_created_at.isoformat().startswith("2024-05-02T10:11:12")
+    assert item.item_metadata["chat_message_id"] == 801
+    assert item.item_metadata["chat_channel_id"] == 2
+    assert item.item_metadata["filename"] == "cat.png"
+
+
+def test_chat_message_without_image_and_other_chat_events_make_nothing(app, client, forum) -> None:
+    slug, secret = forum
+    plain = discourse_chat_message(802, [], "<p>Hello <strong>all</strong></p>")
+    answer = send(client, slug, secret, plain, event="chat_message_created", event_id="1")
+    assert answer.status_code == 200 and answer.json["status"] == "ignored"
+    trashed = discourse_chat_message(
+        803, [discourse_upload(31, f"/uploads/default/original/1X/{SHA_A}.png", "cat.png")]
+    )
+    answer = send(client, slug, secret, trashed, event="chat_message_trashed", event_id="2")
+    assert answer.json["status"] == "ignored"
+    assert items(app, slug) == []
+    assert [r[2] for r in receipts(app, slug)] == [
+        "The chat message has no images.",
+        "The chat_message_trashed event carries no post or chat message; nothing to check.",
+    ]
+
+
+def test_chat_edit_adding_an_image_creates_only_the_new_one(app, client, forum) -> None:
+    slug, secret = forum
+    first = discourse_upload(31, f"/uploads/default/original/1X/{SHA_A}.png", "cat.png")
+    send(client, slug, secret, discourse_chat_message(804, [first]), "chat_message_created", "1")
+    before = {i.external_id: i.id for i in items(app, slug)}
+    second = discourse_upload(34, f"/uploads/default/original/1X/{SHA_B}.webp", "b.webp")
+    edited = discourse_chat_message(804, [first, second])
+    answer = send(client, slug, secret, edited, event="chat_message_edited", event_id="2")
+    assert answer.json["items_created"] == 1
+    after = {i.external_id: i.id for i in items(app, slug)}
+    assert len(after) == 2 and all(after[key] == value for key, value in before.items())
 
 
 def test_source_page_shows_the_url_to_paste(app, client, forum) -> None:

@@ -131,30 +131,44 @@ def test_report_uses_remote_url_and_target_account(app, client) -> None:
     assert item.item_metadata["report_id"] == "8437"
 
 
-def test_image_not_ready_then_status_updated(app, client) -> None:
+def test_image_not_ready_without_token_fails_visibly_until_status_updated(app, client) -> None:
     slug, secret = make_hook_source(app, "mastodon")
     pending = copy.deepcopy(STATUS_CREATED)
     pending["object"]["media_attachments"][0]["url"] = None
     answer = send(client, slug, secret, pending)
     assert answer.status_code == 200 and answer.json["status"] == "not_ready"
-    assert items(app, slug) == []
-    assert "status.updated" in receipts(app, slug)[-1][2]
+    (item,) = items(app, slug)  # never dropped: an item with the reason, the status as context
+    assert (item.external_id, item.status, item.image_url) == (
+        "mastodon:media:22345792",
+        "fetch_failed",
+        None,
+    )
+    assert "no mastodon_access_token" in item.status_reason
+    assert (item.uploader_name, item.context_text) == ("Gargron", "look")
+    assert "mastodon_access_token" in receipts(app, slug)[-1][2]
     updated = copy.deepcopy(STATUS_CREATED)
     updated["event"] = "status.updated"
     updated["object"]["edited_at"] = "2019-12-08T03:50:00.000Z"
-    assert send(client, slug, secret, updated).json["items_created"] == 1
+    assert send(client, slug, secret, updated).json["items_created"] == 0
+    (again,) = items(app, slug)  # the same item, given its URL and queued for the worker
+    assert (again.id, again.status, again.image_url) == (item.id, "received", MEDIA_URL)
+    assert again.status_reason is None
 
 
-def test_image_not_ready_schedules_refetch_with_token(app, client) -> None:
+def test_image_not_ready_waits_and_schedules_refetch_with_token(app, client) -> None:
     slug, secret = make_hook_source(
         app, "mastodon", {"base_url": "https://mastodon.social", "mastodon_access_token": "tok"}
     )
     pending = copy.deepcopy(STATUS_CREATED)
     pending["object"]["media_attachments"][0]["url"] = None
     send(client, slug, secret, pending)
+    (item,) = items(app, slug)
+    assert (item.status, item.image_url) == ("received", None)
+    assert "asking Mastodon again" in item.status_reason
     with app.app_context():
         job = db.session.scalar(select(Job).where(Job.name == "mastodon_refetch_status"))
         assert job is not None and job.args[1] == "103270115826048975"
+        assert job.next_attempt_at is not None  # a few seconds from now, not at once
 
 
 def test_replay_bad_signature_and_other_events(app, client) -> None:

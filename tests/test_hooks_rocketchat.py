@@ -12,45 +12,8 @@ import pytest
 
 from app.services import fetch
 from tests.api_helpers import jpeg
+from tests.helpers_hooks import ROCKETCHAT_FILE_UPLOADED as FILE_UPLOADED
 from tests.helpers_hooks import body_bytes, items, make_hook_source, receipts
-
-# RECONSTRUCTED fileUploaded body from shared/reference/webhooks.md (synthetic).
-FILE_UPLOADED = {
-    "token": "<integration token>",
-    "bot": False,
-    "channel_id": "GENERAL",
-    "channel_name": "general",
-    "message_id": "CeswhhAKTQMsnEbc8",
-    "timestamp": "2023-03-21T16:21:39.131Z",
-    "user_id": "6410766605957d866e0fcf37",
-    "user_name": "james",
-    "text": "",
-    "user": {"_id": "6410766605957d866e0fcf37", "username": "james"},
-    "room": {"_id": "GENERAL", "t": "c", "name": "general"},
-    "message": {
-        "_id": "CeswhhAKTQMsnEbc8",
-        "rid": "GENERAL",
-        "msg": "Here is the file",
-        "ts": "2023-03-21T16:21:39.131Z",
-        "u": {"_id": "6410766605957d866e0fcf37", "username": "james", "name": "James"},
-        "file": {"_id": "uredcLri4GdehDQnD", "name": "globe.png", "type": "image/png"},
-        "files": [
-            {"_id": "uredcLri4GdehDQnD", "name": "globe.png", "type": "image/png"},
-            {"_id": "thumbId0000000000", "name": "globe.png", "type": "image/png"},
-        ],
-        "attachments": [
-            {
-                "title": "globe.png",
-                "type": "file",
-                "title_link": "/file-upload/uredcLri4GdehDQnD/globe.png",
-                "title_link_download": True,
-                "image_url": "/file-upload/thumbId0000000000/globe.png",
-                "image_type": "image/png",
-                "image_size": 562975,
-            }
-        ],
-    },
-}
 
 
 class FileServer:

@@ -12,18 +12,13 @@ from app.extensions import db
 from app.models.action import ActionRun
 from app.services import (
     actions,
-    actions_config,
-    decisions,
     plugin_settings,
     source_secrets,
     sources,
 )
 from app.services.audit import Actor
-from app.services.webhooks.signatures import hex_hmac_sha256
 from tests.fakes import discourse_api, lemmy_api, mastodon_api, misskey_api, rocketchat_api, running
-from tests.helpers_hooks import body_bytes, items, make_hook_source
-from tests.helpers_review import attach, make_item, make_user
-from tests.helpers_sources import png
+from tests.helpers_review import make_item
 
 ACTOR = Actor.system("test")
 _keys = itertools.count(1)
@@ -71,10 +66,16 @@ def again(app: Flask, run: ActionRun) -> ActionRun:
 DISCOURSE_KEYS = {"discourse_api_key": discourse_api.API_KEY, "discourse_api_username": "system"}
 
 
-def discourse_item(app: Flask, url: str, **credentials: str) -> str:
+def discourse_item(
+    app: Flask, url: str, metadata: dict[str, Any] | None = None, **credentials: str
+) -> str:
+    keys = credentials or DISCOURSE_KEYS
     return platform_item(
-        app, "discourse", {"base_url": url}, credentials or DISCOURSE_KEYS, {"post_id": 40}, "7"
+        app, "discourse", {"base_url": url}, keys, metadata or {"post_id": 40}, "7"
     )
+
+
+CHAT = {"chat_message_id": 801, "chat_channel_id": 2, "platform": "discourse"}
 
 
 def test_discourse_deletes_the_post_and_a_second_delete_counts_as_done(app: Flask):
@@ -99,6 +100,30 @@ def test_discourse_hides_silences_and_suspends(app: Flask):
     (verb, user, body), (verb2, _, body2) = forum.user_actions
     assert (verb, user, body["post_id"], body["post_action"]) == ("silence", 7, 40, "delete")
     assert verb2 == "suspend" and "post_id" not in body2 and body2["suspend_until"]
+
+
+def test_discourse_deletes_a_chat_message_and_a_gone_one_counts_as_done(app: Flask):
+    with running(discourse_api.FakeDiscourse()) as forum:
+        item_id = discourse_item(app, forum.url, CHAT)
+        first = act(app, item_id, "discourse_delete_chat_message")
+        # "delete the post" on a chat image deletes its message too: one mapping serves both
+        second = act(app, item_id, "discourse_delete_post")
+    assert (first.status, first.response_summary) == ("succeeded", "Deleted chat message 801.")
+    assert forum.trashed_chat == [(2, 801)] and forum.deleted == []
+    assert second.status == "succeeded" and "Already gone" in (second.response_summary or "")
+    paths = [(r.method, r.path) for r in forum.requests]
+    assert paths == [("DELETE", "/chat/api/channels/2/messages/801")] * 2
+    assert forum.requests[0].headers["Api-Key"] == discourse_api.API_KEY
+
+
+def test_discourse_chat_delete_refused_or_without_ids_fails_for_good(app: Flask):
+    with running(discourse_api.FakeDiscourse()) as forum:
+        wrong_key = discourse_item(app, forum.url, CHAT, discourse_api_key="wrong-key")
+        refused = act(app, wrong_key, "discourse_delete_chat_message")
+        post_item = act(app, discourse_item(app, forum.url), "discourse_delete_chat_message")
+    assert refused.status == "failed" and "API key was refused" in (refused.error or "")
+    assert post_item.status == "failed" and "which Discourse chat" in (post_item.error or "")
+    assert forum.trashed_chat == [] and len(forum.requests) == 1
 
 
 def test_a_refused_key_fails_for_good_and_says_where_to_fix_it(app: Flask):
@@ -253,62 +278,3 @@ def test_an_id_that_is_not_an_id_never_reaches_a_url(app: Flask):
         run = act(app, item_id, "discourse_delete_post")
     assert run.status == "failed" and "which Discourse post" in (run.error or "")
     assert forum.requests == []
-
-
-# --- end to end: webhook → item → a lead's removal → the post is deleted on the forum ------------
-
-
-@pytest.fixture
-def app_config() -> dict[str, Any]:
-    # The worker fetches from the fake forum on loopback; actions start as soon as decided.
-    return {
-        "FETCH_ALLOW_NETWORKS": ["127.0.0.0/8"],
-        "UNDO_SECONDS": 0,
-        "PIPELINE_ROUTE_ON_CLEAR": "queued",  # the team sees every image
-    }
-
-
-def test_a_removed_discourse_image_deletes_its_post(app: Flask, client: Any):
-    sha1 = "e9d71f5ee7c92d6dc9e92ffdad17b8bd49418f98"
-    upload = f"/uploads/default/original/1X/{sha1}.png"
-    with running(discourse_api.FakeDiscourse()) as forum:
-        forum.uploads[upload] = png(3)
-        slug, secret = make_hook_source(app, "discourse", {"base_url": forum.url})
-        with app.app_context():
-            source = sources.find_source(slug)
-            source_secrets.save_secrets(source, DISCOURSE_KEYS, set(), ACTOR)
-            actions_config.save({("remove", "spam"): ["discourse_delete_post"]}, ACTOR)
-        payload = {
-            "post": {
-                "id": 40,
-                "user_id": 7,
-                "username": "angus",
-                "post_number": 3,
-                "topic_id": 15,
-                "cooked": f'<p>Look</p><p><img src="{upload}" alt="cat.png"></p>',
-            }
-        }
-        body = body_bytes(payload)
-        answer = client.post(
-            f"/hooks/{slug}",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Discourse-Event": "post_created",
-                "X-Discourse-Event-Type": "post",
-                "X-Discourse-Event-Id": "158765",
-                "X-Discourse-Event-Signature": hex_hmac_sha256(secret, body),
-            },
-        )
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        (item,) = items(app, slug)
-        assert item.status == "queued", item.status_reason
-        lead = make_user(app, "lead")
-        with app.app_context():
-            decisions.decide(item.id, attach(lead), "remove", ACTOR, category="spam")
-            (run,) = actions.runs_for_item(item.id)
-            assert (run.action, run.status) == ("discourse_delete_post", "succeeded")
-    deletes = [r for r in forum.requests if r.method == "DELETE"]
-    assert [r.path for r in deletes] == ["/posts/40.json"]
-    assert deletes[0].headers["Api-Key"] == discourse_api.API_KEY
-    assert forum.deleted == [40]

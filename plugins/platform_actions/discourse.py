@@ -5,6 +5,11 @@ source's platform credentials ``discourse_api_key`` and ``discourse_api_username
 ``post_id`` in the item's metadata and the author the item's uploader id (Discourse's
 ``user_id``), both kept by the Discourse webhook receiver. Discourse has no idempotency key, but
 each call is naturally idempotent: deleting a deleted post answers 404, which counts as done.
+
+An image posted in chat has ``chat_message_id`` and ``chat_channel_id`` instead of a post:
+``discourse_delete_chat_message`` deletes the message (``DELETE /chat/api/channels/{channel}/
+messages/{message}``, which staff may do to anyone's), and ``discourse_delete_post`` does the same
+for such an item, so one mapping of "remove" serves posts and chat alike.
 """
 
 from __future__ import annotations
@@ -34,25 +39,56 @@ class DiscourseAction(PlatformAction):
         username = credential(source, "discourse_api_username") or "system"
         return {"Api-Key": self.secret(source, "discourse_api_key"), "Api-Username": username}
 
+    def request(
+        self, ctx: ActionContext, source: Any, method: str, path: str, done: str, **body: Any
+    ) -> ActionOutcome:
+        """One call to ``path`` on the item's forum as the source's staff user."""
+        return call(
+            self.platform,
+            method,
+            f"{self.base_url(source)}{path}",
+            headers=self.headers(source),
+            timeout=ctx.timeout,
+            done=done,
+            **body,
+        )
+
+    def delete_chat_message(self, ctx: ActionContext, source: Any) -> ActionOutcome:
+        """Trash the item's chat message (staff may trash anyone's)."""
+        channel = item_id(ctx.item, "chat_channel_id", what="Discourse chat channel")
+        message = item_id(ctx.item, "chat_message_id", what="Discourse chat message")
+        path = f"/chat/api/channels/{channel}/messages/{message}"
+        return self.request(ctx, source, "DELETE", path, f"Deleted chat message {message}.")
+
 
 class DeletePost(DiscourseAction):
     """Delete the post the image was posted in."""
 
     name = "discourse_delete_post"
     title = "Discourse: delete the post"
-    description = "DELETE /posts/{id}.json on the item's forum."
+    description = "DELETE /posts/{id}.json on the item's forum (for a chat image: its message)."
 
     def act(self, ctx: ActionContext, source: Any) -> ActionOutcome:
-        """Delete the post once; a post already deleted counts as done."""
+        """Delete the post once (or the chat message, for a chat image); gone counts as done."""
+        metadata = ctx.item.item_metadata or {}
+        if metadata.get("chat_message_id") is not None and metadata.get("post_id") is None:
+            return self.delete_chat_message(ctx, source)
         post_id = item_id(ctx.item, "post_id", what="Discourse post")
-        return call(
-            self.platform,
-            "DELETE",
-            f"{self.base_url(source)}/posts/{post_id}.json",
-            headers=self.headers(source),
-            timeout=ctx.timeout,
-            done=f"Deleted post {post_id}.",
+        return self.request(
+            ctx, source, "DELETE", f"/posts/{post_id}.json", f"Deleted post {post_id}."
         )
+
+
+class DeleteChatMessage(DiscourseAction):
+    """Delete the chat message the image was posted in."""
+
+    name = "discourse_delete_chat_message"
+    title = "Discourse: delete the chat message"
+    description = "DELETE /chat/api/channels/{channel_id}/messages/{message_id} on the forum."
+
+    def act(self, ctx: ActionContext, source: Any) -> ActionOutcome:
+        """Delete the message once; a message already deleted counts as done."""
+        return self.delete_chat_message(ctx, source)
 
 
 class HidePost(DiscourseAction):
@@ -80,15 +116,8 @@ class HidePost(DiscourseAction):
             "flag_topic": "false",
             "take_action": "true",  # Discourse compares with the string "true"
         }
-        return call(
-            self.platform,
-            "POST",
-            f"{self.base_url(source)}/post_actions.json",
-            headers=self.headers(source),
-            timeout=ctx.timeout,
-            done=f"Hid post {post_id}.",
-            data=form,
-        )
+        done = f"Hid post {post_id}."
+        return self.request(ctx, source, "POST", "/post_actions.json", done, data=form)
 
 
 class _UserAction(DiscourseAction):
@@ -114,15 +143,9 @@ class _UserAction(DiscourseAction):
         post_id = (ctx.item.item_metadata or {}).get("post_id")
         if post_id is not None and ctx.settings.get("delete_post", True):
             body.update(post_id=post_id, post_action="delete")
-        return call(
-            self.platform,
-            "PUT",
-            f"{self.base_url(source)}/admin/users/{user_id}/{self.verb}.json",
-            headers=self.headers(source),
-            timeout=ctx.timeout,
-            done=f"{self.done_word} user {user_id} until {until:%Y-%m-%d}.",
-            json=body,
-        )
+        path = f"/admin/users/{user_id}/{self.verb}.json"
+        done = f"{self.done_word} user {user_id} until {until:%Y-%m-%d}."
+        return self.request(ctx, source, "PUT", path, done, json=body)
 
 
 class SilenceUser(_UserAction):
@@ -143,4 +166,4 @@ class SuspendUser(_UserAction):
     verb, until_field, done_word = "suspend", "suspend_until", "Suspended"
 
 
-ACTIONS = [DeletePost, HidePost, SilenceUser, SuspendUser]
+ACTIONS = [DeletePost, DeleteChatMessage, HidePost, SilenceUser, SuspendUser]

@@ -5,6 +5,8 @@ then: ``DELETE /posts/{id}.json`` (404 ``not_found`` for a post it does not have
 ``POST /post_actions.json`` (form ``id``, ``post_action_type_id``, ``flag_topic``, ``take_action``
 as the string ``"true"`` hides the post), ``PUT /admin/users/{id}/suspend.json`` (``suspend_until``
 and ``reason`` required) and ``/silence.json`` (``silenced_till`` and ``reason`` required).
+The chat plugin's ``DELETE /chat/api/channels/{channel}/messages/{message}`` trashes a message
+(``{"success": "OK"}``; 404 ``not_found`` for a message it does not have in that channel).
 Uploads under ``/uploads/`` are served without a key (``uploads``: path → bytes), so the worker
 can fetch a posted image. Behaviours for ``upcoming``: ``429``, ``500``, ``403``.
 """
@@ -42,6 +44,8 @@ class FakeDiscourse(FakeService):
         self.hidden: list[tuple[int, int]] = []  # (post id, flag type)
         self.user_actions: list[tuple[str, int, dict]] = []  # (silence|suspend, user, body)
         self.uploads: dict[str, bytes] = {}
+        self.chat_messages: set[tuple[int, int]] = {(2, 801)}  # (channel id, message id)
+        self.trashed_chat: list[tuple[int, int]] = []
 
     def answer(self, request: Request) -> Response:
         """Check the API headers, then the route."""
@@ -64,6 +68,15 @@ class FakeDiscourse(FakeService):
             self.posts.discard(post)
             self.deleted.append(post)
             return Response("", 200)
+        if method == "DELETE" and (
+            match := re.fullmatch(r"/chat/api/channels/(\d+)/messages/(\d+)", path)
+        ):
+            message = (int(match.group(1)), int(match.group(2)))
+            if message not in self.chat_messages:
+                return json_response(NOT_FOUND, 404)
+            self.chat_messages.discard(message)
+            self.trashed_chat.append(message)
+            return json_response({"success": "OK"})
         if method == "POST" and path == "/post_actions.json":
             post = int(request.form.get("id") or 0)
             if post not in self.posts:

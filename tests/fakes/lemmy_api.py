@@ -5,7 +5,8 @@ Lemmy: ``Authorization: Bearer <jwt>`` (401 ``not_logged_in`` otherwise); JSON b
 ``ban``, ``remove_data``, ``reason``) and ``/api/v4/admin/ban`` (``remove_or_restore_data``);
 an unknown post or person is 404 ``not_found``. pict-rs: ``POST /internal/purge?alias=`` with
 ``X-Api-Token`` (403 otherwise) answers ``{"msg": "ok", "aliases": [...]}``.
-Behaviours for ``upcoming``: ``429``, ``502``.
+Behaviours for ``upcoming``: ``429``, ``502``. Images (``images``: ``/pictrs/image/<alias>`` →
+bytes) are served without a token, as Lemmy's proxy of pict-rs serves them.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ class FakeLemmy(FakeService):
         self.removed: list[dict] = []
         self.bans: list[tuple[str, dict]] = []  # (path, body)
         self.purged: list[str] = []
+        self.images: dict[str, bytes] = {}
 
     def answer(self, request: Request) -> Response:
-        """pict-rs under ``/internal``, Lemmy under ``/api``."""
+        """Images; pict-rs under ``/internal``, Lemmy under ``/api``."""
+        if request.method == "GET" and request.path in self.images:
+            return Response(self.images[request.path], 200, content_type="image/png")
         behaviour = self.next_behaviour()
         if behaviour in ("429", "502"):
             return json_response({"error": "rate_limit_error"}, int(behaviour))

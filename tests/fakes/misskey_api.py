@@ -3,7 +3,7 @@
 The token is the ``i`` field of the JSON body (401 ``AUTHENTICATION_FAILED`` otherwise).
 ``POST /api/notes/delete`` (``noteId``) and ``POST /api/admin/suspend-user`` (``userId``) answer
 204; a note it does not have is 400 ``NO_SUCH_NOTE``. Behaviours for ``upcoming``: ``429``,
-``500``.
+``500``. Drive files (``files``: ``/files/<key>`` → bytes) are served without a token.
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ class FakeMisskey(FakeService):
         self.notes: set[str] = {"9note01"}
         self.deleted: list[str] = []
         self.suspended: list[str] = []
+        self.files: dict[str, bytes] = {}
 
     def answer(self, request: Request) -> Response:
-        """Check the token in the body, then the endpoint."""
+        """A drive file; else check the token in the body, then the endpoint."""
+        if request.method == "GET" and request.path in self.files:
+            return Response(self.files[request.path], 200, content_type="image/png")
         behaviour = self.next_behaviour()
         if behaviour in ("429", "500"):
             return _error("RATE_LIMIT_EXCEEDED", "Rate limit exceeded.", int(behaviour))

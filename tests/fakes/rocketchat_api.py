@@ -5,6 +5,8 @@ otherwise). ``POST /api/v1/chat.delete`` (``roomId``, ``msgId``, ``asUser``) ans
 "ts", "message", "success": true}``; a message it does not have is 400 ``No message found with the
 id of …`` (our assumption of Rocket.Chat's answer). ``POST /api/v1/users.setActiveStatus``
 (``userId``, ``activeStatus``, ``confirmRelinquish``). Behaviours: ``429``, ``500``.
+Uploaded files (``files``: ``/file-upload/<id>/<name>`` → bytes) are protected, as with
+``FileUpload_ProtectFiles`` on (the default): served only to the same user id and token.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ class FakeRocketChat(FakeService):
         self.messages: set[tuple[str, str]] = {("GENERAL", "msg-abc")}
         self.deleted: list[tuple[str, str]] = []
         self.deactivated: list[str] = []
+        self.files: dict[str, bytes] = {}
 
     def answer(self, request: Request) -> Response:
-        """Check the bot's headers, then the method."""
+        """Check the bot's headers, then the method (or the protected file)."""
+        if request.method == "GET" and request.path.startswith("/file-upload/"):
+            return self.protected_file(request)
         behaviour = self.next_behaviour()
         if behaviour in ("429", "500"):
             return json_response(
@@ -61,3 +66,13 @@ class FakeRocketChat(FakeService):
                 {"user": {"_id": body["userId"], "active": False}, "success": True}
             )
         return json_response({"success": False, "error": "Not found"}, 404)
+
+    def protected_file(self, request: Request) -> Response:
+        """An uploaded file, for the user id and token in the headers (or the rc_ cookies)."""
+        user = request.headers.get("X-User-Id") or request.cookies.get("rc_uid")
+        token = request.headers.get("X-Auth-Token") or request.cookies.get("rc_token")
+        if (user, token) != (USER_ID, AUTH_TOKEN):
+            return Response("Forbidden", 403)
+        if request.path not in self.files:
+            return Response("Not found", 404)
+        return Response(self.files[request.path], 200, content_type="image/png")

@@ -4,7 +4,8 @@ Each platform module (``discourse``, ``mastodon``, ``rocketchat``, ``misskey``, 
 ``verify(secret, headers, body)``, which raises ``signatures.SignatureError``, and
 ``read(payload, headers, source)``, which returns a :class:`Delivery`: the event, the id to
 deduplicate on, and one :class:`ImageRef` per image found. ``receive`` turns a delivery into
-items through the ingest service; ``pictrs`` is the synchronous exception.
+items through the ingest service; ``pictrs`` is the synchronous exception. Images the platform
+announced before it can serve them become waiting items (``waiting``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,18 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from app.services.submission import HTTP_URL, MAX_CONTEXT_TEXT, MAX_URL, Submission
+from app.services.submission import (
+    HTTP_URL,
+    MAX_CONTEXT_TEXT,
+    MAX_URL,
+    IngestError,
+    Submission,
+    parse_timestamp,
+)
 
 MAX_IMAGES_PER_DELIVERY = 100
+# Item metadata flag: fetch the image with the source's platform credentials (``credentials``).
+CREDENTIALS_FLAG = "fetch_with_source_credentials"
 
 
 class HookRefused(Exception):
@@ -43,6 +53,27 @@ class ImageRef:
     # The fetch must carry the source's platform credentials (protected Rocket.Chat files).
     with_credentials: bool = False
 
+    def submission(self) -> Submission:
+        """The item this image becomes, in the ingest service's terms (``url`` may be empty
+        for an image the platform has not finished processing)."""
+        metadata = dict(self.metadata)
+        if self.with_credentials:
+            metadata[CREDENTIALS_FLAG] = True
+        try:
+            created_at = parse_timestamp(self.created_at, "created_at")
+        except IngestError:
+            created_at = None  # a platform's odd timestamp is no reason to lose the image
+        return Submission(
+            external_id=self.external_id[:255],
+            image_url=self.url or None,
+            uploader_id=self.uploader_id,
+            uploader_name=self.uploader_name,
+            context_url=(self.context_url or None) and self.context_url[:4096],
+            context_text=self.context_text,
+            context_created_at=created_at,
+            metadata={key: value for key, value in metadata.items() if value is not None},
+        )
+
 
 @dataclass
 class Delivery:
@@ -51,8 +82,8 @@ class Delivery:
     event: str
     delivery_id: str | None = None
     images: list[ImageRef] = field(default_factory=list)
-    # Images the platform has not finished processing (Mastodon's ``url: null``).
-    not_ready: list[dict[str, Any]] = field(default_factory=list)
+    # Images the platform has not finished processing (Mastodon's ``url: null``): no ``url``.
+    not_ready: list[ImageRef] = field(default_factory=list)
     submissions: list[Submission] = field(default_factory=list)  # the generic receiver's items
     note: str | None = None  # why nothing was taken, for the receipt log
 

@@ -23,9 +23,8 @@ from typing import Any
 
 from app.models.item import Item
 from app.services.source_secrets import credential
+from app.services.webhooks import CREDENTIALS_FLAG as FLAG
 from app.services.webhooks import base_url_of, same_origin
-
-FLAG = "fetch_with_source_credentials"
 
 
 def fetch_headers(item: Item) -> dict[str, str]:

@@ -1,5 +1,8 @@
 """Discourse: ``post_created`` and ``post_edited`` webhooks, images from the post's ``cooked`` HTML.
 
+Chat messages (``chat_message_created`` / ``_edited``) come through the same receiver and are
+read by ``discourse_chat``.
+
 Discourse signs the raw body: ``X-Discourse-Event-Signature: sha256=<hex HMAC-SHA256>``. Each
 delivery has ``X-Discourse-Event-Id``, kept so a redelivery is ignored. In ``cooked``:
 
@@ -51,14 +54,18 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes) -> None:
 
 
 def read(payload: Any, headers: Mapping[str, str], source: Source) -> Delivery:
-    """The images of a post event; other events (``ping``, topics, users) carry none."""
+    """The images of a post or chat message event; others (``ping``, topics, users) carry none."""
+    from app.services.webhooks.discourse_chat import CHAT_EVENTS, read_chat_message
+
     event = text(headers.get("X-Discourse-Event"), 64) or "unknown"
     delivery = Delivery(event=event, delivery_id=text(headers.get("X-Discourse-Event-Id")))
+    base = base_url_of(source, headers.get("X-Discourse-Instance"))
+    if event in CHAT_EVENTS:
+        return read_chat_message(payload, delivery, base)
     post = payload.get("post") if isinstance(payload, dict) else None
     if event not in POST_EVENTS or not isinstance(post, dict):
-        delivery.note = f"The {event} event carries no post; nothing to check."
+        delivery.note = f"The {event} event carries no post or chat message; nothing to check."
         return delivery
-    base = base_url_of(source, headers.get("X-Discourse-Instance"))
     post_id = text(post.get("id"))
     context_url = None
     if base and post.get("topic_id") is not None:

@@ -8,7 +8,9 @@ because platforms retry with the same id and a 4xx would make them retry or give
 
 Images become URL items through ``ingest.accept_item``: committed and queued, nothing fetched
 here, so the platform hears back in milliseconds and the worker fetches with the SSRF-safe
-fetcher. Every outcome, refusals included, is written to the receipt log.
+fetcher. An image the platform has not finished processing (Mastodon's ``url: null``) becomes a
+waiting item (``waiting``), which gets its URL when it arrives. Every outcome, refusals
+included, is written to the receipt log.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from app.services import ingest
 from app.services.audit import Actor
 from app.services.media import MediaError, Readable, read_limited
 from app.services.sources import webhook_secret
-from app.services.submission import IngestError, Submission, parse_timestamp
 from app.services.webhooks import (
     Delivery,
     HookRefused,
@@ -38,6 +39,7 @@ from app.services.webhooks import (
     misskey,
     replay,
     rocketchat,
+    waiting,
 )
 from app.services.webhooks.signatures import SignatureError
 
@@ -49,7 +51,6 @@ RECEIVERS: dict[str, Any] = {
     "generic": generic,
 }
 DEFAULT_MAX_BODY = 1024 * 1024
-CREDENTIALS_FLAG = "fetch_with_source_credentials"
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,8 @@ def _take(source: Source, delivery: Delivery, actor: Actor) -> Answer:
     status = "accepted" if delivery.images or delivery.submissions else "ignored"
     if delivery.not_ready:
         status = "not_ready" if not delivery.images else status
-        for status_id in {entry["status_id"] for entry in delivery.not_ready}:
-            if status_id and mastodon.schedule_refetch(source, status_id):
-                delivery.note = "Images not processed yet: asking Mastodon again shortly."
-            else:
-                delivery.note = "Images not processed yet: taken when status.updated arrives."
+        held, delivery.note = mastodon.hold_not_ready(source, delivery.not_ready, actor)
+        created += held
     if not replay.remember(source, delivery.delivery_id):
         return _done(source, delivery, "duplicate", created)
     return _done(source, delivery, status, created)
@@ -159,33 +157,16 @@ def _done(source: Source, delivery: Delivery, status: str, created: int) -> Answ
 
 
 def accept_images(source: Source, images: list[ImageRef], actor: Actor) -> int:
-    """Make (or find again) one URL item per image; returns how many were new."""
+    """Make (or find again) one URL item per image; returns how many were new.
+
+    An image whose item is waiting for its URL (``waiting``) gives the item that URL instead.
+    """
     created = 0
     for image in images:
-        metadata = dict(image.metadata)
-        if image.with_credentials:
-            metadata[CREDENTIALS_FLAG] = True
-        submission = Submission(
-            external_id=image.external_id[:255],
-            image_url=image.url,
-            uploader_id=image.uploader_id,
-            uploader_name=image.uploader_name,
-            context_url=(image.context_url or None) and image.context_url[:4096],
-            context_text=image.context_text,
-            context_created_at=_time(image.created_at),
-            metadata={k: v for k, v in metadata.items() if v is not None},
-        )
+        submission = image.submission()
+        known = ingest.find_by_external_id(source.id, submission.external_id)
+        if known is not None and waiting.is_waiting(known):
+            waiting.release(known, submission, actor)
+            continue
         created += ingest.accept_item(source, submission, actor).created
     return created
-
-
-def system_actor(source: Source) -> Actor:
-    """The audit actor of work done for a source after its webhook (a re-fetch job)."""
-    return Actor.for_source(source)
-
-
-def _time(value: str | None) -> Any:
-    try:
-        return parse_timestamp(value, "created_at")
-    except IngestError:
-        return None  # a platform's odd timestamp is no reason to lose the image
