@@ -53,6 +53,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_huey(app)
     security.init_security(app)
     errors.init_errors(app)
+    from app.services.storage import init_media
+
+    init_media(app)  # S3 settings that cannot work stop start-up with a clear error
 
     from app.plugins import init_plugins
 

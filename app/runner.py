@@ -16,7 +16,7 @@ from types import FrameType
 from flask import Flask
 
 from app.extensions import huey
-from app.services import actions, jobs
+from app.services import actions, jobs, storage
 from app.tasks import PROCESS
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,18 @@ def wait_for_stop_signal() -> None:
         pass
 
 
+def check_media(app: Flask) -> None:
+    """Refuse to start, saying which setting to check, when the media store cannot be used."""
+    with app.app_context():
+        try:
+            storage.check_media_store()
+        except storage.MediaUnavailable as error:
+            raise SystemExit(f"Not starting: the media store cannot be used. {error}") from None
+
+
 def run_worker(app: Flask) -> None:
     """A standalone consumer (``flask --app wsgi worker``)."""
+    check_media(app)
     runtime = WorkerRuntime(app)
     runtime.start()
     log.info("worker %s running with %d threads", runtime.worker_id, app.config["HUEY_WORKERS"])
@@ -111,6 +121,7 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
 
     host = host or app.config["HOST"]
     port = int(port or app.config["PORT"])
+    check_media(app)
     runtime = WorkerRuntime(app) if app.config["EMBEDDED_WORKER"] else None
     if runtime:
         runtime.start()

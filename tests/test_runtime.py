@@ -141,7 +141,10 @@ def test_server_serves_health_and_stops_cleanly_on_sigterm(server: Server) -> No
     migrate(server.instance)
     server.start()
     status, body = server.health()
-    assert (status, body) == (200, {"status": "ok", "database": "ok", "worker": "ok"})
+    assert (status, body) == (
+        200,
+        {"status": "ok", "database": "ok", "worker": "ok", "media": "ok"},
+    )
     assert server.stop(signal.SIGTERM) == 0
     assert "stopped" in server.output()
 
@@ -198,5 +201,10 @@ def test_health_reports_a_missing_worker(server: Server, queue_app) -> None:
     client = queue_app.test_client()
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "failing", "database": "ok", "worker": "not running"}
+    assert response.get_json() == {
+        "status": "failing",
+        "database": "ok",
+        "media": "ok",
+        "worker": "not running",
+    }
     assert support_server.slow_mark  # the test job is registered in this process too

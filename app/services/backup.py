@@ -6,23 +6,35 @@ ingest stores a blob before it commits the item row, so every item in the snapsh
 on disk by the time the media is copied. The copy may hold a few blobs of items accepted after
 the snapshot; they are harmless.
 
+With ``MEDIA_BACKEND=s3`` the media is in a bucket: the backup downloads its objects into the
+same folder layout (``media/originals``, ``media/derived``, ``quarantine``), and a restore uploads
+them back. So a backup restores into either backend, which is also the way to move an existing
+installation's media from the filesystem into a bucket.
+
 The backup folder also holds ``secret_key``, ``encryption_key`` and ``config.py``: they are
 secrets, so the folder is created mode 0700 and must be kept as privately as the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
 from app.models.types import utcnow
+from app.services import storage
+
+if TYPE_CHECKING:
+    from app.services.s3_storage import Bucket, S3Settings
 
 DATABASE_FILE = "modtools.db"
 DUMP_FILE = "modtools.pgdump"
@@ -43,13 +55,30 @@ class Instance:
     media_root: Path
     quarantine_root: Path
     instance_path: Path
+    s3: S3Settings | None = None  # the bucket holding the media, instead of the two roots
 
     @classmethod
     def from_config(cls, config: dict, instance_path: str) -> Instance:
         """The installation the given configuration describes."""
-        media = Path(config["MEDIA_ROOT"])
-        quarantine = config.get("QUARANTINE_ROOT") or media.parent / "quarantine"
-        return cls(config["SQLALCHEMY_DATABASE_URI"], media, Path(quarantine), Path(instance_path))
+        s3 = None
+        if storage.media_backend(config) == "s3":
+            from app.services.s3_storage import S3Settings
+
+            s3 = S3Settings.from_config(config)
+        return cls(
+            config["SQLALCHEMY_DATABASE_URI"],
+            Path(config["MEDIA_ROOT"]),
+            storage.quarantine_root(config),
+            Path(instance_path),
+            s3,
+        )
+
+    def bucket(self) -> Bucket:
+        """A connection to the instance's bucket (only with ``s3`` settings)."""
+        from app.services.s3_storage import Bucket
+
+        assert self.s3 is not None
+        return Bucket(self.s3)
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,6 +94,10 @@ def backup(instance: Instance, destination: Path) -> dict:
     """Copy the instance into ``destination`` (new or empty); returns the manifest written."""
     if destination.exists() and any(destination.iterdir()):
         raise BackupError(f"{destination} is not empty: choose a new folder for each backup.")
+    bucket = instance.bucket() if instance.s3 is not None else None
+    if bucket is not None:
+        with _media_errors():
+            bucket.check()  # a clear error now rather than a backup without its media
     destination.mkdir(mode=0o700, parents=True, exist_ok=True)
     started = utcnow()
     if instance.is_sqlite:
@@ -73,14 +106,19 @@ def backup(instance: Instance, destination: Path) -> dict:
     else:
         _pg_dump(instance.database_uri, destination / DUMP_FILE)
         database = DUMP_FILE
-    blobs = copy_tree(instance.media_root, destination / "media")
-    blobs += copy_tree(instance.quarantine_root, destination / "quarantine")
+    if bucket is not None:
+        with _media_errors():
+            blobs = download_bucket(bucket, destination)
+    else:
+        blobs = copy_tree(instance.media_root, destination / "media")
+        blobs += copy_tree(instance.quarantine_root, destination / "quarantine")
     secrets = _copy_secrets(instance.instance_path, destination)
     manifest = {
         "format": 1,
         "started_at": started.isoformat(),
         "finished_at": utcnow().isoformat(),
         "database": database,
+        "media_backend": "s3" if instance.s3 is not None else "filesystem",
         "files": blobs,
         "secrets": secrets,
     }
@@ -102,6 +140,10 @@ def restore(instance: Instance, source: Path, force: bool = False) -> dict:
             "This instance already holds data. Restore into a new instance folder, "
             "or pass --force to replace everything in it."
         )
+    bucket = instance.bucket() if instance.s3 is not None else None
+    if bucket is not None:
+        with _media_errors():
+            bucket.check()  # before the database is replaced, not half-way through
     if manifest["database"] == DATABASE_FILE:
         if not instance.is_sqlite:
             raise BackupError("This backup holds a SQLite database; use copy-database afterwards.")
@@ -113,10 +155,17 @@ def restore(instance: Instance, source: Path, force: bool = False) -> dict:
         _sqlite_copy(source / DATABASE_FILE, target)
     else:
         _pg_restore(instance.database_uri, source / DUMP_FILE)
-    for folder, root in (("media", instance.media_root), ("quarantine", instance.quarantine_root)):
-        if force and root.exists():
-            shutil.rmtree(root)
-        copy_tree(source / folder, root)
+    if bucket is not None:
+        with _media_errors():
+            upload_to_bucket(bucket, source, replace=force)
+    else:
+        for folder, root in (
+            ("media", instance.media_root),
+            ("quarantine", instance.quarantine_root),
+        ):
+            if force and root.exists():
+                shutil.rmtree(root)
+            copy_tree(source / folder, root)
     for name in manifest.get("secrets", []):
         _copy_private(source / name, instance.instance_path / name)
     return manifest
@@ -124,7 +173,14 @@ def restore(instance: Instance, source: Path, force: bool = False) -> dict:
 
 def is_empty(instance: Instance) -> bool:
     """True when the instance has no database rows worth keeping and no media."""
-    if any(path.is_file() for path in _files(instance.media_root)):
+    if instance.s3 is not None:
+        from app.services.s3_storage import AREAS
+
+        bucket = instance.bucket()
+        with _media_errors():
+            if any(next(bucket.names(area), None) for area in AREAS):
+                return False
+    elif any(path.is_file() for path in _files(instance.media_root)):
         return False
     if instance.is_sqlite:
         path = instance.sqlite_path()
@@ -140,6 +196,14 @@ def is_empty(instance: Instance) -> bool:
     return False  # PostgreSQL: only --force may replace a server database
 
 
+@contextlib.contextmanager
+def _media_errors() -> Iterator[None]:
+    try:
+        yield
+    except storage.MediaUnavailable as error:
+        raise BackupError(str(error)) from None
+
+
 def copy_tree(source: Path, destination: Path) -> int:
     """Copy every finished file under ``source`` (not ingest's temporary files); returns a count."""
     count = 0
@@ -151,6 +215,55 @@ def copy_tree(source: Path, destination: Path) -> int:
         shutil.copy2(path, target)
         count += 1
     return count
+
+
+def download_bucket(bucket: Bucket, destination: Path) -> int:
+    """Download every object into ``media/`` and ``quarantine/`` (files 0600); returns how many."""
+    from app.services.s3_storage import AREAS
+
+    count = 0
+    for area in AREAS:
+        for name, _ in bucket.names(area):
+            target = destination / _folder_of(name)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with bucket.open(name) as body:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as local:
+                    shutil.copyfileobj(body, local, 1024 * 1024)
+            count += 1
+    return count
+
+
+def upload_to_bucket(bucket: Bucket, source: Path, replace: bool) -> int:
+    """Upload a backup's ``media/`` and ``quarantine/`` into the bucket; returns how many files.
+
+    Originals already in the bucket at the right size are not sent again (their name is their
+    hash). With ``replace``, objects the backup does not hold are deleted, as a forced restore
+    empties the filesystem store first.
+    """
+    from app.services.s3_storage import AREAS, OBJECT_NAME
+
+    stored = {name: size for area in AREAS for name, size in bucket.names(area)}
+    kept = {}
+    for folder, area in (("media", ""), ("quarantine", "quarantine/")):
+        for path in _files(source / folder):
+            name = area + path.relative_to(source / folder).as_posix()
+            if OBJECT_NAME.fullmatch(name):  # not ingest's .incoming-* leftovers
+                kept[name] = path
+    for name, path in sorted(kept.items()):
+        data = path.read_bytes()
+        derived = name.startswith("derived/")
+        if derived or stored.get(name) != len(data):
+            bucket.upload(name, data, "image/webp" if derived else "application/octet-stream")
+    if replace:
+        for name in stored.keys() - kept.keys():
+            bucket.remove(name)
+    return len(kept)
+
+
+def _folder_of(name: str) -> Path:
+    """Where object ``name`` goes in a backup: quarantine/… as it is, the rest under media/."""
+    return Path(name) if name.startswith("quarantine/") else Path("media") / name
 
 
 def _files(root: Path) -> list[Path]:

@@ -238,7 +238,7 @@ class Removed:
 def remove_demo(actor: Actor) -> Removed:
     """Delete the demo items, their media, the demo source(s) and bank; commit."""
     from app.models.source import ApiToken
-    from app.services.ingest import derived_store, original_store
+    from app.services.storage import derived_store, original_store
 
     source_ids = [source.id for source in demo_sources()]
     hashes = set(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -153,14 +152,14 @@ def keep_image(data: bytes) -> str:
     return original_store().put(data)
 
 
-def original_store() -> storage.FileSystemStore:
-    """The store of original images: ``MEDIA_ROOT/originals``."""
-    return storage.FileSystemStore(Path(current_app.config["MEDIA_ROOT"]) / "originals")
+def original_store() -> storage.MediaStore:
+    """The store of original images (``storage.original_store``: filesystem or S3)."""
+    return storage.original_store()
 
 
-def derived_store() -> storage.DerivedStore:
-    """The store of thumbnails and blurred previews: ``MEDIA_ROOT/derived``."""
-    return storage.DerivedStore(Path(current_app.config["MEDIA_ROOT"]) / "derived")
+def derived_store() -> storage.DerivedMediaStore:
+    """The store of thumbnails and blurred previews (``storage.derived_store``)."""
+    return storage.derived_store()
 
 
 def apply_media(item: Item, hashed: HashedImage, size: int) -> None:

@@ -26,8 +26,8 @@ from app.models.job import Job, JobStatus
 from app.models.ops import MediaPurge, PurgeRun
 from app.models.types import utcnow
 from app.services import audit, jobs
-from app.services.ingest import derived_store, original_store
 from app.services.reports import is_under_evidence_hold
+from app.services.storage import derived_store, original_store, quarantine_store
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,6 @@ def _needed_by_unpurged(sha256: str, leaving: set[str]) -> bool:
 
 def purge(now: datetime | None = None) -> tuple[PurgeRun, PurgePlan]:
     """Purge what is due: delete the blobs nobody needs, record the purges, commit."""
-    from plugins.quarantine.store import quarantine_store
-
     run = PurgeRun(started_at=utcnow())
     db.session.add(run)
     db.session.flush()

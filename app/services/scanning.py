@@ -35,7 +35,7 @@ def media_loader(sha256: str | None) -> Callable[[], bytes] | None:
     """A function that reads the original image from the media store, or None without one."""
     if not sha256:
         return None
-    from app.services.ingest import original_store  # only needed when bytes are read
+    from app.services.storage import original_store  # only needed when bytes are read
 
     store = original_store()
     return lambda: store.get(sha256)

@@ -9,44 +9,82 @@ Derived images are what the review pages show: a small thumbnail (still the real
 is revealed like the original) and a greyscale preview blurred until nothing in it can be
 recognised, which is safe to show by default. Both are WebP, written without any metadata.
 
-``MediaStore`` is the interface callers depend on; a second implementation (S3-compatible object
-storage) will sit beside ``FileSystemStore`` when scale-out needs it.
+``MediaStore`` (originals, quarantine) and ``DerivedMediaStore`` (review images) are the interfaces
+callers depend on. ``original_store()``, ``derived_store()`` and ``quarantine_store()`` pick the
+implementation that ``MEDIA_BACKEND`` names: this module's filesystem stores, or the S3-compatible
+ones in ``app.services.s3_storage``. ``check_media_store()`` says whether the configured store can
+be used, for ``/healthz`` and for start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
+import logging
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from flask import Flask, current_app
 from PIL import Image, ImageFilter
 
 from app.services.hashing import PICTURE_SIDE, prepare_picture, shrink
 from app.services.media import open_image
+
+if TYPE_CHECKING:
+    from app.services.s3_storage import Bucket
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 DERIVED_MIME = "image/webp"
 THUMBNAIL_SIDE = 320
 PREVIEW_SIDE = 320
 PREVIEW_DETAIL = 24  # pixels along the preview's longest side before it is enlarged and blurred
+BACKENDS = ("filesystem", "s3")
+
+log = logging.getLogger(__name__)
 
 
 class MissingMedia(LookupError):
     """No blob is stored under that SHA-256 (purged by retention, or never stored)."""
 
 
+class MediaConfigError(ValueError):
+    """The media settings cannot work (unknown backend, S3 without a bucket …); says what to set."""
+
+
+class MediaUnavailable(RuntimeError):
+    """The media store cannot be used right now (unreachable, refused, no bucket, not writable).
+
+    ``state`` is a short word or two for ``/healthz``; the message says what to check.
+    """
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
+
+
 class MediaStore(Protocol):
     """Content-addressed blob storage. Every method takes or returns a lowercase hex SHA-256."""
 
-    def put(self, data: bytes) -> str: ...
+    def put(self, data: bytes, *, sync: bool = True) -> str: ...
+    def sync(self, names: list[str]) -> None: ...
     def get(self, sha256: str) -> bytes: ...
     def open(self, sha256: str) -> BinaryIO: ...
+    def exists(self, sha256: str) -> bool: ...
+    def delete(self, sha256: str) -> bool: ...
+
+
+class DerivedMediaStore(Protocol):
+    """The review images (``thumb`` and ``preview``) of each blob, by the blob's SHA-256."""
+
+    def save(self, sha256: str, derivatives: Derivatives) -> None: ...
+    def get(self, sha256: str, kind: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
     def delete(self, sha256: str) -> bool: ...
 
@@ -72,8 +110,12 @@ class FileSystemStore:
         check_sha256(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, data: bytes) -> str:
-        """Store ``data`` durably and return its SHA-256; the same bytes again are a no-op."""
+    def put(self, data: bytes, *, sync: bool = True) -> str:
+        """Store ``data`` and return its SHA-256; the same bytes again are a no-op.
+
+        Durable when this returns, unless ``sync`` is False: then the blob is in place (readers
+        see all of it or nothing) but only ``sync([name])`` makes it survive a power cut.
+        """
         sha256 = hashlib.sha256(data).hexdigest()
         path = self.path_for(sha256)
         try:
@@ -81,10 +123,31 @@ class FileSystemStore:
         except FileNotFoundError:
             stored = False
         if stored:
-            _fsync_directory(path.parent)  # another writer may not have made its rename durable yet
+            if sync:  # another writer may not have made its rename durable yet
+                _fsync_directory(path.parent)
         else:
-            write_durably(path, data)
+            write_durably(path, data, sync=sync)
         return sha256
+
+    def sync(self, names: list[str]) -> None:
+        """Make blobs put with ``sync=False`` durable, all at once.
+
+        On Linux one ``syncfs`` of the store's filesystem flushes every file and directory entry
+        together, which is how a batch of uploads costs one flush instead of two per image;
+        elsewhere each blob and its directories are fsynced in turn.
+        """
+        if not names:
+            return
+        if _syncfs(self.root):
+            return
+        directories: set[Path] = set()
+        for name in names:
+            path = self.path_for(name)
+            with path.open("rb") as blob:
+                os.fsync(blob.fileno())
+            directories.update((path.parent, path.parent.parent, self.root))
+        for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
+            _fsync_directory(directory)
 
     def get(self, sha256: str) -> bytes:
         """The bytes of a stored blob; MissingMedia if there is none."""
@@ -202,24 +265,30 @@ class DerivedStore:
         return removed
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Create or replace ``path`` with ``data`` atomically; durable once this returns."""
-    _make_directories(path.parent)
+def write_durably(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Create or replace ``path`` with ``data`` atomically; durable once this returns.
+
+    With ``sync`` False the file is still replaced atomically, but nothing is flushed to disk:
+    the caller flushes later (``FileSystemStore.sync``) before it relies on the file.
+    """
+    _make_directories(path.parent, sync)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
     try:
         with os.fdopen(handle, "wb") as incoming:
             incoming.write(data)
-            incoming.flush()
-            os.fsync(incoming.fileno())
+            if sync:
+                incoming.flush()
+                os.fsync(incoming.fileno())
         os.replace(temporary, path)  # atomic: concurrent writers of one blob all write equal bytes
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    _fsync_directory(path.parent)
+    if sync:
+        _fsync_directory(path.parent)
 
 
-def _make_directories(directory: Path) -> None:
+def _make_directories(directory: Path, sync: bool = True) -> None:
     missing = []
     while not directory.is_dir():
         missing.append(directory)
@@ -227,7 +296,34 @@ def _make_directories(directory: Path) -> None:
     for level in reversed(missing):
         with contextlib.suppress(FileExistsError):  # a concurrent writer made it first
             level.mkdir(mode=0o700)
-        _fsync_directory(level.parent)  # a new directory's entry must survive a crash too
+        if sync:
+            _fsync_directory(level.parent)  # a new directory's entry must survive a crash too
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the whole filesystem holding ``path`` (Linux ``syncfs``); False where there is none."""
+    if _SYNCFS is None:
+        return False
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if _SYNCFS(handle) != 0:  # ctypes releases the GIL for the call
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs failed: {os.strerror(error)}", str(path))
+    finally:
+        os.close(handle)
+    return True
+
+
+def _find_syncfs() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    except OSError:
+        return None
+
+
+_SYNCFS = _find_syncfs()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -236,3 +332,103 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+# Choosing the store: MEDIA_BACKEND decides, for every process of an installation alike.
+
+
+def media_backend(config: Any) -> str:
+    """The configured backend, ``filesystem`` or ``s3``; MediaConfigError for anything else."""
+    backend = str(config.get("MEDIA_BACKEND") or "filesystem").strip().lower()
+    if backend not in BACKENDS:
+        raise MediaConfigError(
+            f"MEDIA_BACKEND is {backend!r}: set it to 'filesystem' (the default) or 's3'."
+        )
+    return backend
+
+
+def quarantine_root(config: Any) -> Path:
+    """The filesystem quarantine: ``QUARANTINE_ROOT``, else ``quarantine`` beside ``MEDIA_ROOT``."""
+    configured = config.get("QUARANTINE_ROOT")
+    return Path(configured) if configured else Path(config["MEDIA_ROOT"]).parent / "quarantine"
+
+
+def original_store() -> MediaStore:
+    """The originals: ``MEDIA_ROOT/originals``, or ``originals/`` in the S3 bucket."""
+    bucket = _bucket()
+    if bucket is None:
+        return FileSystemStore(Path(current_app.config["MEDIA_ROOT"]) / "originals")
+    from app.services.s3_storage import S3Store
+
+    return S3Store(bucket, "originals")
+
+
+def derived_store() -> DerivedMediaStore:
+    """Thumbnails and blurred previews: ``MEDIA_ROOT/derived``, or ``derived/`` in the bucket."""
+    bucket = _bucket()
+    if bucket is None:
+        return DerivedStore(Path(current_app.config["MEDIA_ROOT"]) / "derived")
+    from app.services.s3_storage import S3DerivedStore
+
+    return S3DerivedStore(bucket)
+
+
+def quarantine_store() -> MediaStore:
+    """Quarantined originals: ``quarantine_root()``, or ``quarantine/`` in the bucket."""
+    bucket = _bucket()
+    if bucket is None:
+        return FileSystemStore(quarantine_root(current_app.config))
+    from app.services.s3_storage import S3Store
+
+    return S3Store(bucket, "quarantine")
+
+
+def check_media_store() -> None:
+    """Raise MediaUnavailable unless the configured store can be reached and written to."""
+    bucket = _bucket()
+    if bucket is not None:
+        bucket.check()
+        return
+    root = Path(current_app.config["MEDIA_ROOT"])
+    nearest = root
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent  # a fresh instance creates MEDIA_ROOT on its first image
+    if not (nearest.is_dir() and os.access(nearest, os.W_OK | os.X_OK)):
+        raise MediaUnavailable(
+            "not writable",
+            f"MEDIA_ROOT ({root}) is not a directory this user can write to: fix its owner or "
+            "mode, or point MEDIA_ROOT somewhere else.",
+        )
+
+
+def init_media(app: Flask) -> None:
+    """Check the media settings at start-up and answer 503 while the store is unavailable.
+
+    Settings that cannot work stop ``create_app`` with MediaConfigError; whether the store is
+    reachable is checked by ``/healthz`` and before a server or worker starts (``app.runner``).
+    """
+    if media_backend(app.config) == "s3":
+        from app.services.s3_storage import S3Settings
+
+        S3Settings.from_config(app.config)
+
+    @app.errorhandler(MediaUnavailable)
+    def media_unavailable(error: MediaUnavailable) -> Any:
+        from app.errors import error_response
+
+        log.error("media store unavailable (%s): %s", error.state, error)
+        return error_response(
+            503,
+            "The image store cannot be reached right now. Try again in a minute; if it lasts, "
+            "an admin should check /healthz and the server log.",
+            code="media_unavailable",
+        )
+
+
+def _bucket() -> Bucket | None:
+    """The app's shared S3 bucket connection, or None on the filesystem backend."""
+    if media_backend(current_app.config) != "s3":
+        return None
+    from app.services.s3_storage import bucket_for
+
+    return bucket_for(current_app._get_current_object())  # type: ignore[attr-defined]

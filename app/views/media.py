@@ -22,7 +22,7 @@ from app.models.review import RevealMode
 from app.models.user import Role
 from app.security import role_required
 from app.services import reveal, storage
-from app.services.ingest import derived_store, original_store
+from app.services.storage import derived_store, original_store
 
 bp = Blueprint("media", __name__, url_prefix="/media")
 

@@ -18,8 +18,8 @@ from app.models.report import AuthorityReport, ReportStatus
 from app.models.types import utcnow
 from app.services import audit, storage
 from app.services.audit import Actor
-from app.services.ingest import original_store
 from app.services.reports import EVIDENCE_HOLD_DAYS, ReportError, hold_evidence, items_of
+from app.services.storage import original_store
 from plugins.ncmec import client_from_settings, ncmec_settings
 from plugins.ncmec.client import CyberTipline, NcmecError
 from plugins.ncmec.xml import InvalidReport, build_file_details, build_report, validate

@@ -1,7 +1,8 @@
 """The quarantine store: originals taken out of the served media store, and evidence holds.
 
-Quarantine is a ``FileSystemStore`` at ``QUARANTINE_ROOT`` (default ``MEDIA_ROOT/../quarantine``),
-outside the tree the media routes serve. Hashes and the derived (blurred) previews stay where
+Quarantine is ``storage.quarantine_store()``: a ``FileSystemStore`` at ``QUARANTINE_ROOT`` (default
+``MEDIA_ROOT/../quarantine``) or, with ``MEDIA_BACKEND=s3``, ``quarantine/`` in the bucket; either
+way outside what the media routes serve. Hashes and the derived (blurred) previews stay where
 they are, so the item is still reviewable and matchable. Blobs are content-addressed: every item
 with the same bytes shares the quarantined original.
 """
@@ -9,23 +10,18 @@ with the same bytes shares the quarantined original.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-
-from flask import current_app
 
 from app.extensions import db
 from app.models.action import ItemHold, QuarantinedMedia
 from app.models.item import Item
 from app.models.types import utcnow
 from app.services import storage
-from app.services.ingest import original_store
+from app.services.storage import original_store
 
 
-def quarantine_store() -> storage.FileSystemStore:
-    """Where quarantined originals are kept."""
-    configured = current_app.config.get("QUARANTINE_ROOT")
-    root = configured or Path(current_app.config["MEDIA_ROOT"]).parent / "quarantine"
-    return storage.FileSystemStore(root)
+def quarantine_store() -> storage.MediaStore:
+    """Where quarantined originals are kept (``storage.quarantine_store``)."""
+    return storage.quarantine_store()
 
 
 def is_quarantined(sha256: str | None) -> bool:

@@ -21,6 +21,8 @@ import pytest
 import redis
 import requests
 
+from tests.fakes.s3 import FakeS3
+
 ROOT = Path(__file__).resolve().parents[2]
 PG = ["-h", "127.0.0.1", "-U", "postgres"]
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -170,3 +172,30 @@ def cluster(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[Cluster]:
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def s3_cluster(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> Iterator[tuple[Cluster, FakeS3, str]]:
+    """A running cluster whose media live in a bucket of moto's S3 on loopback."""
+    fake = FakeS3().start()
+    bucket = f"modtools-scale-{secrets.token_hex(4)}"
+    fake.client().create_bucket(Bucket=bucket)
+    running = Cluster(tmp_path / "instance", pg_url, redis_url)
+    running.env.update(
+        {
+            "MODTOOLS_MEDIA_BACKEND": "s3",
+            "MODTOOLS_S3_BUCKET": bucket,
+            "MODTOOLS_S3_ENDPOINT_URL": fake.url,
+            "MODTOOLS_S3_ACCESS_KEY_ID": "modtools",
+            "MODTOOLS_S3_SECRET_ACCESS_KEY": "scale-secret",
+        }
+    )
+    try:
+        running.provision()
+        running.start()
+        yield running, fake, bucket
+    finally:
+        running.stop()
+        fake.stop()

@@ -6,6 +6,7 @@ completion, and no two moderators are handed the same item.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -23,10 +24,12 @@ from app.models.user import User
 from app.services import claims
 from tests.api_helpers import item_body, jpeg
 from tests.conftest import make_test_config
+from tests.fakes.s3 import FakeS3
 from tests.helpers_review import make_item, make_source, make_user
 from tests.scale.conftest import Cluster, flask_cli
 
 ITEMS = 40
+S3_ITEMS = 10
 MODERATORS = 12
 QUEUED = 60
 
@@ -82,6 +85,43 @@ def test_two_web_processes_and_two_consumers_lose_nothing_and_scan_once(
         assert sorted(processed) == sorted((item_id,) for item_id in accepted)
         assert set(processed.values()) == {1}
         db.engine.dispose()
+
+
+def test_media_on_s3_are_shared_by_the_web_processes_and_the_consumers(
+    s3_cluster: tuple[Cluster, FakeS3, str], monkeypatch
+) -> None:
+    cluster, fake, bucket = s3_cluster
+    images = [jpeg(seed=500 + number) for number in range(S3_ITEMS)]
+    for number, image in enumerate(images):
+        response = cluster.post_item(number, item_body(f"s3-{number}", image))
+        assert response.status_code == 202, response.text
+
+    monkeypatch.setenv("MODTOOLS_INSTANCE_PATH", str(cluster.instance))
+    app = create_app(
+        make_test_config(
+            cluster.instance,
+            SQLALCHEMY_DATABASE_URI=cluster.env["DATABASE_URL"],
+            SQLALCHEMY_ENGINE_OPTIONS={"poolclass": NullPool},
+        )
+    )
+    with app.app_context():
+        deadline = time.monotonic() + 120
+        while db.session.scalar(
+            select(func.count()).select_from(Item).where(Item.status.in_(["received", "scanning"]))
+        ):
+            assert time.monotonic() < deadline, f"items unsettled\n{cluster.logs()}"
+            time.sleep(0.5)
+            db.session.expire_all()
+        db.engine.dispose()
+    # A consumer made the review images from the original a web process put in the bucket.
+    listing = fake.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    keys = {entry["Key"] for entry in listing}
+    for image in images:
+        sha256 = hashlib.sha256(image).hexdigest()
+        folder = f"{sha256[:2]}/{sha256[2:4]}"
+        assert f"originals/{folder}/{sha256}" in keys
+        assert f"derived/{folder}/{sha256}.preview.webp" in keys, cluster.logs()
+    assert not (cluster.instance / "media").exists(), "no process wrote media to its own disk"
 
 
 def test_claim_next_never_hands_one_item_to_two_moderators(
