@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: run test test-browser test-scale lint format clean
+.PHONY: run test test-browser test-scale bench lint format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -36,6 +36,17 @@ test-browser: $(VENV)/.browser
 
 test-scale: $(VENV)/.dev
 	$(BIN)/python -m pytest tests/scale -p no:cacheprovider
+
+# The benchmarks that finish in under 10 minutes together (bench/README.md); run on a quiet
+# machine and copy what they print into bench/results.md.
+bench: $(VENV)/.dev
+	$(BIN)/python bench/bench_pdq_hash.py --runs 200
+	$(BIN)/python bench/bench_pdq_index.py --quick
+	$(BIN)/python bench/bench_check.py --quick
+	$(BIN)/python bench/bench_ingest.py --quick
+	$(BIN)/python bench/bench_pipeline.py --quick
+	$(BIN)/python bench/bench_review.py --quick
+	$(BIN)/python bench/bench_memory.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check app plugins tests bench wsgi.py

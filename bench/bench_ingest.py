@@ -19,12 +19,9 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import io
 import json
 import os
-import random
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -34,97 +31,17 @@ import threading
 import time
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from common import (
+    cpu_seconds,
+    flask_cli,
+    free_port,
+    noisy_jpeg,
+    start_server,
+    stop,
+    with_comment,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-TARGET_BYTES = 100 * 1024
 LEVELS = (1, 4, 8, 16, 32)
-
-
-def noisy_jpeg(target: int = TARGET_BYTES, seed: int = 1) -> bytes:
-    """A synthetic photo-like JPEG (shapes plus noise) whose size is close to ``target``."""
-    rng = random.Random(seed)
-    image = Image.new("RGB", (800, 600), (90, 120, 160))
-    draw = ImageDraw.Draw(image)
-    for _ in range(60):
-        x, y = rng.randrange(800), rng.randrange(600)
-        box = (x, y, x + rng.randrange(20, 300), y + rng.randrange(20, 200))
-        colour = tuple(rng.randrange(256) for _ in range(3))
-        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)(box, fill=colour)
-    noise = Image.effect_noise((800, 600), 40).convert("RGB")
-    image = Image.blend(image, noise, 0.25)
-    best = b""
-    for quality in range(95, 20, -5):  # the highest quality that fits
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=quality)
-        best = buffer.getvalue()
-        if len(best) <= target * 1.05:
-            break
-    return best
-
-
-def with_comment(jpeg: bytes, text: bytes) -> bytes:
-    """The same picture with a JPEG comment segment: new bytes (a new SHA-256), same decode."""
-    segment = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text
-    return jpeg[:2] + segment + jpeg[2:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def flask_cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def start_server(instance: Path, port: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    env = {
-        **os.environ,
-        "MODTOOLS_INSTANCE_PATH": str(instance),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "MODTOOLS_API_RATE_LIMIT_PER_MINUTE": "0",
-        "MODTOOLS_LOG_LEVEL": "WARNING",
-    }
-    flask_cli(env, "db", "upgrade")
-    # Then any table whose migration is not written yet, so the worker runs the whole pipeline.
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from app import create_app; from app.extensions "
-            "import db; app = create_app(); app.app_context().push(); db.create_all()",
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    log = (instance.parent / "server.log").open("ab")
-    server = subprocess.Popen(
-        [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return server, env
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("the server did not become healthy; see " + str(instance.parent))
 
 
 def build_bodies(image: bytes, count: int, run: str, multipart: bool) -> list[tuple[bytes, str]]:
@@ -221,12 +138,6 @@ def backlog(instance: Path) -> int:
         ).fetchone()[0]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the server process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def drain(instance: Path, timeout: float) -> str:
     """Wait (bounded) for the worker to process the backlog, so each level starts clean."""
     began = time.monotonic()
@@ -239,10 +150,19 @@ def drain(instance: Path, timeout: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="1, 4 and 16 clients, 5 s each (make bench)"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="time limit per level")
     parser.add_argument("--max-requests", type=int, default=3000, help="count limit per level")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
     parser.add_argument("--multipart", action="store_true", help="multipart instead of JSON")
+    parser.add_argument(
+        "--gil", action="store_true", help="profile only the thread holding the GIL"
+    )
+    parser.add_argument(
+        "--idle", action="store_true", help="profile waiting threads too (where wall time goes)"
+    )
     parser.add_argument(
         "--drain-timeout",
         type=float,
@@ -254,6 +174,8 @@ def main() -> None:
         help="write a py-spy profile of the server here: .svg flame graph, else collapsed stacks",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.levels = min(args.seconds, 5.0), "1,4,16"
 
     image = noisy_jpeg()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
@@ -264,6 +186,7 @@ def main() -> None:
         try:
             token = json.loads(flask_cli(env, "sources", "create", "Bench", "--json"))["token"]
             if args.profile:
+                sampling = args.gil or args.idle
                 spy = subprocess.Popen(
                     [
                         str(Path(sys.executable).parent / "py-spy"),
@@ -274,6 +197,10 @@ def main() -> None:
                         args.profile,
                         "-p",
                         str(server.pid),
+                        *(["--gil"] if args.gil else []),
+                        *(["--idle"] if args.idle else []),
+                        # The first level only, without the drain after it.
+                        *(["--duration", str(round(args.seconds))] if sampling else []),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -286,13 +213,16 @@ def main() -> None:
             )
             print(
                 "| clients | accepted | items/s | p50 ms | p95 ms | p99 ms | errors | backlog "
-                "| drained in | CPU ms/item |"
+                "| drained in | CPU ms/item | server CPU during level |"
             )
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for clients in map(int, args.levels.split(",")):
                 bodies = build_bodies(image, args.max_requests, f"c{clients}", args.multipart)
                 cpu_before = cpu_seconds(server.pid)
+                began = time.perf_counter()
                 result = run_level(port, token, bodies, clients, args.seconds)
+                # How busy the server was while accepting: 200 % is both cores.
+                busy = (cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - began)
                 left = backlog(instance)
                 drained = drain(instance, args.drain_timeout)
                 # Everything the server spent on these items, accepting and processing them.
@@ -300,15 +230,15 @@ def main() -> None:
                 print(
                     f"| {clients} | {result['accepted']} | {result['per_second']:.0f} | "
                     f"{result['p50']:.1f} | {result['p95']:.1f} | {result['p99']:.1f} | "
-                    f"{result['errors']} | {left} | {drained} | {per_item * 1000:.1f} |",
+                    f"{result['errors']} | {left} | {drained} | {per_item * 1000:.1f} | "
+                    f"{busy:.0%} |",
                     flush=True,
                 )
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
-            server.send_signal(signal.SIGTERM)
-            server.wait(60)
+            stop(server)
 
 
 if __name__ == "__main__":

@@ -325,9 +325,14 @@ def main() -> None:
         help="fewer queries for the brute-force PDQIndex2 at large n",
     )
     parser.add_argument("--service", action="store_true", help="also bench the banks service")
+    parser.add_argument(
+        "--quick", action="store_true", help="100,000 hashes, every index (make bench)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.n = min(args.n, 100_000)
     if args.child:
         print(json.dumps(run_child(args.child, Path(args.data), args.queries)))
         return
