@@ -27,6 +27,10 @@ SECRET_PATTERNS = [
     (re.compile(r"(?i)((?:token|secret|password|api_key|key)=)[^\s&,;\"']+"), r"\1[redacted]"),
 ]
 access_log = logging.getLogger("modtools.access")
+# Libraries that log at INFO while they are first imported, which happens after logging is set up
+# (threatexchange, with faiss, at the first exchange fetch; alembic at ``flask db``): which CPU
+# build of faiss loaded and which alembic plugins registered is no news for an operator.
+QUIET_LOGGERS = ("faiss.loader", "alembic.runtime.plugins")
 
 
 def redact(message: str) -> str:
@@ -93,6 +97,8 @@ def init_logging(app: Flask) -> None:
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
     root.setLevel(app.config["LOG_LEVEL"])
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root._modtools_configured = True  # type: ignore[attr-defined]
 
 

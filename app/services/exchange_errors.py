@@ -16,10 +16,6 @@ from urllib.parse import urlsplit
 
 import dacite
 import requests
-from threatexchange.exchanges.auth import (
-    SignalExchangeAPIInvalidAuthException,
-    SignalExchangeAPIMissingAuthException,
-)
 
 from app.services.fetch import FetchError
 
@@ -51,6 +47,12 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 
 def _describe(error: BaseException) -> str:
+    # Here, not at the top: the library is loaded by the fetch that failed, not at start-up.
+    from threatexchange.exchanges.auth import (
+        SignalExchangeAPIInvalidAuthException,
+        SignalExchangeAPIMissingAuthException,
+    )
+
     if isinstance(error, requests.HTTPError) and error.response is not None:
         return _http_error(error.response)
     host = _host(getattr(getattr(error, "request", None), "url", None))

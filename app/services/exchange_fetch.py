@@ -9,6 +9,9 @@ checkpoint goes stale, and every fetch of a hash list) ends by sweeping out what
 
 ``fetch_claimed_at`` keeps one fetch per exchange at a time, whoever starts it: the schedule
 (``exchange_schedule``), "Fetch now" or the command line.
+
+The job handler is registered at start-up, so this module must stay cheap to import: the
+threatexchange library (16 MiB with faiss) is loaded by the first run, when it builds a client.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ import logging
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dacite
 from flask import current_app
 from sqlalchemy import or_, update
-from threatexchange.signal_type.pdq.signal import PdqSignal
 
 from app.extensions import db
 from app.models.exchange import Exchange, ExchangeRun, RunStatus
@@ -31,16 +33,17 @@ from app.models.types import utcnow
 from app.services import exchange_store, jobs
 from app.services.audit import Actor, record
 from app.services.exchange_errors import describe_error
-from app.services.exchange_hash_list import HASH_LIST_DIR, HashListAccess
 from app.services.exchange_kinds import KINDS
 from app.services.exchanges import credentials_of
+
+if TYPE_CHECKING:
+    from app.services.exchange_hash_list import HashListAccess
 
 log = logging.getLogger(__name__)
 
 FETCH_JOB = "exchange.fetch"
 CLAIM_EXPIRES = timedelta(hours=1)  # longer than any run's budget: a claim older than this is lost
 DEFAULT_BUDGET_SECONDS = 300.0
-SIGNAL_TYPES = (PdqSignal,)  # what we index; the clients we use fetch every type regardless
 SYSTEM = Actor.system("exchange fetcher")
 
 
@@ -153,7 +156,7 @@ def _fetch_pages(exchange: Exchange, kind: Any, client: Any, current: ExchangeRu
         exchange.sweep_pending = True
     budget = float(current_app.config.get("EXCHANGE_FETCH_BUDGET_SECONDS", DEFAULT_BUDGET_SECONDS))
     deadline = time.monotonic() + budget
-    for delta in client.fetch_iter(SIGNAL_TYPES, checkpoint):
+    for delta in client.fetch_iter(_signal_types(), checkpoint):
         changes = exchange_store.apply_updates(exchange, kind, delta.updates)
         current.pages += 1
         current.records += changes.records
@@ -165,6 +168,13 @@ def _fetch_pages(exchange: Exchange, kind: Any, client: Any, current: ExchangeRu
         if time.monotonic() > deadline:
             return False
     return True
+
+
+def _signal_types() -> tuple[type, ...]:
+    """What we index, as the library's signal types; the clients we use fetch every type anyway."""
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+
+    return (PdqSignal,)
 
 
 def dump_checkpoint(checkpoint: Any) -> dict[str, Any] | None:
@@ -184,6 +194,8 @@ def load_checkpoint(client: Any, stored: dict[str, Any] | None) -> Any:
 
 
 def _list_access() -> HashListAccess:
+    from app.services.exchange_hash_list import HASH_LIST_DIR, HashListAccess
+
     config = current_app.config
     return HashListAccess(
         directory=Path(current_app.instance_path) / HASH_LIST_DIR,

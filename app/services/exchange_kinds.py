@@ -4,23 +4,17 @@ Each kind says which settings and (secret) credentials it needs, so the admin pa
 command line can ask for them without per-kind code; how to build the threatexchange client from
 them; and which image hashes one upstream record gives (``exchange_signals``).
 ``docs/integrations/exchanges.md`` explains each kind to operators.
+
+The threatexchange library (and faiss, which it imports) costs about 16 MiB and 0.2 s, so only
+the builders import it: the server loads it with its first fetch, not at start-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from threatexchange.exchanges.clients.fb_threatexchange.api import ThreatExchangeAPI
-from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEnvironment
-from threatexchange.exchanges.clients.stopncii.api import StopNCIIAPI
-from threatexchange.exchanges.collab_config import CollaborationConfigBase
-from threatexchange.exchanges.impl.fb_threatexchange_api import FBThreatExchangeCollabConfig
-from threatexchange.exchanges.impl.ncmec_api import NCMECCollabConfig
-
-from app.services import exchange_clients as clients
-from app.services.exchange_hash_list import HashListAccess, HashListConfig, HashListExchange
 from app.services.exchange_signals import (
     IMAGE_NAMES,
     SignalsOf,
@@ -28,6 +22,9 @@ from app.services.exchange_signals import (
     simple_signals,
     threatexchange_signals,
 )
+
+if TYPE_CHECKING:
+    from app.services.exchange_hash_list import HashListAccess
 
 TE_TOKEN = r"[0-9]{8,}(%7C|\|)[A-Za-z0-9_-]{20,}"
 BASE_URL_HELP = "Leave empty for the exchange's own address. Set only for a proxy or a test server."
@@ -65,6 +62,11 @@ def _base_url(settings: dict[str, Any]) -> str | None:
 
 
 def _build_ncmec(name: str, settings: dict[str, Any], creds: dict[str, str], _: Any) -> Any:
+    from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEnvironment
+    from threatexchange.exchanges.impl.ncmec_api import NCMECCollabConfig
+
+    from app.services import exchange_clients as clients
+
     collab = NCMECCollabConfig(
         name=name,
         environment=NCMECEnvironment[settings["environment"]],
@@ -74,6 +76,11 @@ def _build_ncmec(name: str, settings: dict[str, Any], creds: dict[str, str], _: 
 
 
 def _build_stopncii(name: str, settings: dict[str, Any], creds: dict[str, str], _: Any) -> Any:
+    from threatexchange.exchanges.clients.stopncii.api import StopNCIIAPI
+    from threatexchange.exchanges.collab_config import CollaborationConfigBase
+
+    from app.services import exchange_clients as clients
+
     client = StopNCIIAPI(
         creds["subscription_key"],
         creds["fetch_function_key"],
@@ -83,22 +90,49 @@ def _build_stopncii(name: str, settings: dict[str, Any], creds: dict[str, str], 
 
 
 def _build_tat(name: str, settings: dict[str, Any], creds: dict[str, str], _: Any) -> Any:
+    from app.services import exchange_clients as clients
+
     return clients.TATExchange(creds["username"], creds["password"], _base_url(settings))
 
 
 def _build_te(name: str, settings: dict[str, Any], creds: dict[str, str], _: Any) -> Any:
+    from threatexchange.exchanges.clients.fb_threatexchange.api import ThreatExchangeAPI
+    from threatexchange.exchanges.impl.fb_threatexchange_api import FBThreatExchangeCollabConfig
+
+    from app.services import exchange_clients as clients
+
     client = ThreatExchangeAPI(creds["api_token"], endpoint_override=_base_url(settings))
     collab = FBThreatExchangeCollabConfig(name=name, privacy_group=int(settings["privacy_group"]))
     return clients.ThreatExchangeExchange(client, collab)
 
 
 def _build_list(name: str, settings: dict[str, Any], _: Any, access: HashListAccess) -> Any:
+    from app.services.exchange_hash_list import HashListConfig, HashListExchange
+
     config = HashListConfig(name, location=settings["location"], format=settings.get("format", ""))
     return HashListExchange(config, access)
 
 
 BASE_URL = Setting("base_url", "Server address", BASE_URL_HELP, type="url")
-ENVIRONMENTS = tuple((env.name, env.name.replace("_", " ")) for env in NCMECEnvironment)
+# The names of threatexchange's NCMECEnvironment (1.2.17), written out so that the admin pages
+# need not import the library; tests/test_startup_imports.py keeps the two lists equal.
+NCMEC_ENVIRONMENTS = (
+    "Industry",
+    "Industry_Exploitative",
+    "LawEnforcement",
+    "NGO",
+    "Exploitative",
+    "NGO_Generative_AI",
+    "NGO_Generative_AI_Exploitative",
+    "test_Industry",
+    "test_Industry_Exploitative",
+    "test_LawEnforcement",
+    "test_NGO",
+    "test_Exploitative",
+    "test_NGO_Generative_AI",
+    "test_NGO_Generative_AI_Exploitative",
+)
+ENVIRONMENTS = tuple((name, name.replace("_", " ")) for name in NCMEC_ENVIRONMENTS)
 
 KINDS: dict[str, ExchangeKind] = {
     kind.name: kind

@@ -4,18 +4,15 @@ Banks match images, so only PDQ, MD5 and SHA-256 of images are kept. Everything 
 can carry (video hashes, URLs, text, NCMEC's PhotoDNA and SHA-1) and records that members marked
 as false positives count as skipped. A deleted record (``None``, or an NCMEC tombstone) gives
 no hashes, which is what takes its hashes out of the bank.
+
+The threatexchange types are imported where they are used: these run only during a fetch, after
+the exchange's client has loaded the library (see ``exchange_kinds``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-
-from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEntryType
-from threatexchange.exchanges.fetch_state import (
-    AggregateSignalOpinionCategory,
-    FetchedSignalMetadata,
-)
 
 from app.services.banks import BankError, normalize_signal
 
@@ -34,6 +31,11 @@ def image_signal(signal_type: str, value: str) -> tuple[str, str] | None:
 
 
 def _false_positive(value: Any) -> bool:
+    from threatexchange.exchanges.fetch_state import (
+        AggregateSignalOpinionCategory,
+        FetchedSignalMetadata,
+    )
+
     if not isinstance(value, FetchedSignalMetadata):
         return False
     category = value.get_as_aggregate_opinion().category
@@ -69,6 +71,8 @@ def threatexchange_signals(key: Any, value: Any, settings: dict[str, Any]) -> Si
 
 def ncmec_signals(key: Any, entry: Any, settings: dict[str, Any]) -> Signals:
     """An NCMEC entry: its PDQ and MD5 if it is an image from a member we take hashes from."""
+    from threatexchange.exchanges.clients.ncmec.hash_api import NCMECEntryType
+
     if entry is None or entry.deleted:
         return [], 0
     members = settings.get("only_esp_ids") or []
