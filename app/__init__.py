@@ -73,6 +73,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     navigation.init_navigation(app)
     cli.init_cli(app)
+    from app.services.traffic import init_traffic
+
+    init_traffic(app)
     if app.config["PROXY_FIX"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -30,9 +30,19 @@ def init_database(app: Flask) -> None:
             "pool_pre_ping": True,
             **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         }
+    # Every web thread may hold a connection while it waits for the intake writer, which needs
+    # one of its own, as do the worker threads: size the pool for all of them at once.
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    if not _in_memory(uri) and "poolclass" not in options:  # NullPool and friends take no size
+        options.setdefault("pool_size", app.config["WEB_THREADS"] + app.config["HUEY_WORKERS"] + 4)
+        options.setdefault("max_overflow", 16)
     importlib.import_module("app.models")  # register every table
 
     db.init_app(app)
+
+
+def _in_memory(uri: str) -> bool:
+    return uri in ("sqlite://", "sqlite:///") or ":memory:" in uri or "mode=memory" in uri
 
 
 @event.listens_for(Engine, "connect")

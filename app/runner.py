@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -125,8 +126,18 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     runtime = WorkerRuntime(app) if app.config["EMBEDDED_WORKER"] else None
     if runtime:
         runtime.start()
+    # Web and worker threads share one GIL; handing it over more often than CPython's 5 ms keeps
+    # waitress's I/O thread and short requests from queueing behind a job's long computation.
+    sys.setswitchinterval(app.config["SWITCH_INTERVAL_MS"] / 1000)
     server = create_server(
-        app, host=host, port=port, threads=app.config["WEB_THREADS"], ident="modtools-image"
+        app,
+        host=host,
+        port=port,
+        threads=app.config["WEB_THREADS"],
+        # Upload bodies in a few reads instead of 8 KB at a time: each read is a turn of the
+        # server's I/O thread, which has to win the GIL back from busy request threads.
+        recv_bytes=app.config["WEB_RECV_BYTES"],
+        ident="modtools-image",
     )
     web = threading.Thread(target=server.run, name="waitress", daemon=True)
     web.start()

@@ -18,7 +18,10 @@ PROCESS = {"worker_id": f"inline:{os.getpid()}"}
 def execute_job(job_id: str) -> str:
     """Run one durable job inside the app context."""
     from app.services import jobs
+    from app.services.traffic import make_way
 
     app = huey.flask_app  # type: ignore[attr-defined]
+    if not huey.immediate:  # inline (tests), the job runs inside the request it would wait for
+        make_way(app)
     with app.app_context():
         return jobs.run(job_id, PROCESS["worker_id"])

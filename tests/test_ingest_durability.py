@@ -3,6 +3,7 @@ leaves a visible ``fetch_failed``, and a ``kill -9`` right after a 202 loses not
 
 from __future__ import annotations
 
+import io
 import signal
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from PIL import Image
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -18,8 +20,8 @@ from app.models.audit import AuditEvent
 from app.models.item import Item
 from app.models.job import Job
 from app.models.types import utcnow
-from app.services import jobs, storage
-from app.services.ingest import decoded_pictures
+from app.services import hashing, jobs
+from app.services.ingest import derived_store
 from app.services.processing import process_item
 from app.tasks import PROCESS
 from tests.api_helpers import (
@@ -65,28 +67,23 @@ def test_process_item_twice_changes_nothing_the_second_time(app: Flask, client) 
     assert audit_count(app) == events
 
 
-def test_the_worker_makes_previews_from_ingests_decode_when_it_has_it(
-    app: Flask, client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made_from: list[str] = []
-    make = storage.make_derivatives
-
-    def recording(source: Any, **limits: Any) -> Any:
-        made_from.append("bytes" if isinstance(source, bytes) else "picture")
-        return make(source, **limits)
-
-    monkeypatch.setattr(storage, "make_derivatives", recording)
+def test_the_worker_hashes_and_previews_what_ingest_only_checked(app: Flask, client) -> None:
     _, token = make_source(app)
-    first = client.post("/api/v1/items", json=item_body("p-1", jpeg(1)), headers=bearer(token))
+    image = jpeg(1)
+    response = client.post("/api/v1/items", json=item_body("p-1", image), headers=bearer(token))
+    assert response.status_code == 202
+    expected = hashing.pdq_hash(Image.open(io.BytesIO(image)))
     with app.app_context():
-        assert decoded_pictures().pictures == {}  # taken by the job, not left behind
-        # Lost (another process, a restart): the worker decodes the stored original instead.
-        decoded_pictures().take(first.get_json()["id"])
-        item = db.session.get(Item, first.get_json()["id"])
-        item.has_derivatives = False
+        item = db.session.get(Item, response.get_json()["id"])
+        assert (item.pdq, item.pdq_quality) == expected
+        assert item.has_derivatives and item.status == "cleared"
+        # A run that stopped after the hash (a crash, a retry) finishes the rest from the store.
+        item.has_derivatives, item.status = False, "received"
         db.session.commit()
         process_item(item.id)
-    assert made_from == ["picture", "bytes"]
+        item = db.session.get(Item, item.id)
+        assert item.has_derivatives and (item.pdq, item.pdq_quality) == expected
+        assert derived_store().exists(item.sha256)
 
 
 def test_a_failing_fetch_is_retried_then_ends_fetch_failed_on_the_last_attempt(

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import create_app
 from app.extensions import db
 from app.models.item import Item
+from app.models.job import Job
 from app.models.scan import ScannerBucket
 from app.models.source import Source
 from app.models.types import utcnow
@@ -511,3 +512,33 @@ def test_a_scanner_that_needs_a_url_fails_at_once_for_an_item_sent_inline(app: F
     )
     assert results(app, by_url)["test_url"]["verdict"] == "clear"
     assert queued_jobs(app, pipeline.SCANNER_JOB) == []
+
+
+def test_the_worker_scans_with_fast_local_scanners_and_routes_in_the_same_job(
+    app: Flask,
+) -> None:
+    only_scanners(app, test_fast_list={"label": "spam"})
+    item_id = make_item(app, seed=5)
+    with app.app_context():
+        item = db.session.get(Item, item_id)
+        pipeline.start_scan(item, Actor.system("test"), inline=True)
+    assert queued_jobs(app, pipeline.ROUND_JOB) == []
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Job.id))) == 0  # no round job was made at all
+    found = results(app, item_id)["test_fast_list"]
+    assert (found["status"], found["verdict"], found["attempts"]) == ("done", "match", 1)
+    assert item_state(app, item_id)[:2] == ("queued", "match by test_fast_list (spam)")
+    assert [e["to"] for e in status_events(app, item_id)] == ["scanning", "queued"]
+
+
+def test_a_fast_scanner_that_fails_inline_is_left_to_the_round_job(app: Flask) -> None:
+    only_scanners(app, test_fast_broken={})
+    item_id = make_item(app, seed=6)
+    with app.app_context():
+        item = db.session.get(Item, item_id)
+        pipeline.start_scan(item, Actor.system("test"), inline=True)
+    retry_until_settled(app, pipeline.ROUND_JOB)
+    found = results(app, item_id)["test_fast_broken"]
+    assert (found["status"], found["verdict"]) == ("failed", "error")
+    assert "index file missing" in found["error"]
+    assert item_state(app, item_id)[0] == "queued"  # a scanner that failed is seen by a person

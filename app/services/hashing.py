@@ -53,6 +53,28 @@ class HashedImage:
     picture: Image.Image
 
 
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image that passed the checks, and the digests of its bytes; not decoded for hashing."""
+
+    info: ImageInfo
+    sha256: str
+    md5: str
+
+
+def check_and_digest(data: bytes, **limits: Any) -> CheckedImage:
+    """Every check media.open_image makes, and SHA-256 and MD5, as cheaply as possible.
+
+    The whole file is still decoded (a truncated or corrupt stream is refused), but a JPEG at
+    its smallest scale: that skips most of the inverse DCT and all of the scaling, which is what
+    ingest needs before it answers. The picture for PDQ and previews is decoded by the worker.
+    ``limits`` are media.open_image's keywords: max_bytes, max_pixels, max_frames, declared_type.
+    """
+    info, _ = open_image(data, reduce_to=1, **limits)
+    sha256, md5 = file_digests(data)
+    return CheckedImage(info, sha256, md5)
+
+
 def compute_hashes_and_info(data: bytes, **limits: Any) -> HashedImage:
     """Check ``data`` (raising MediaError as media.inspect_image does) and hash it, decoding once.
 
@@ -61,7 +83,7 @@ def compute_hashes_and_info(data: bytes, **limits: Any) -> HashedImage:
     info, image = open_image(data, reduce_to=PICTURE_SIDE, **limits)
     picture = prepare_picture(image)
     sha256, md5 = file_digests(data)
-    pdq, quality = _pdq_of_picture(picture)
+    pdq, quality = pdq_of_picture(picture)
     return HashedImage(info, Hashes(sha256, md5, pdq, quality), picture)
 
 
@@ -82,7 +104,7 @@ def pdq_hash(image: Image.Image) -> tuple[str | None, int]:
     ``image`` may be anything Pillow opened, in any mode and orientation; a JPEG not yet decoded
     is decoded at reduced scale. For an animation this hashes the current (first) frame.
     """
-    return _pdq_of_picture(prepare_picture(image))
+    return pdq_of_picture(prepare_picture(image))
 
 
 def prepare_picture(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
@@ -144,7 +166,8 @@ def shrink(image: Image.Image, side: int) -> Image.Image:
     return image.resize(size, Image.Resampling.BILINEAR)
 
 
-def _pdq_of_picture(picture: Image.Image) -> tuple[str | None, int]:
+def pdq_of_picture(picture: Image.Image) -> tuple[str | None, int]:
+    """The PDQ hash and quality of a picture ``prepare_picture`` made (upright RGB, ≤ 512 px)."""
     bits, quality = pdqhash.compute(np.asarray(picture))
     # Most significant bit first, the order pytx writes its hex in.
     digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()

@@ -2,11 +2,14 @@
 
 An item is durable before the platform hears "accepted": the blob is fsynced into the
 content-addressed store and the item row, its ``item.received`` audit event and its
-``process_item`` job commit in one transaction. Only then does the caller answer 202.
+``process_item`` job commit in one transaction (``app.services.intake`` commits the items that
+arrive together in one). Only then does the caller answer 202.
 
-The image is decoded once on this path (``hashing.compute_hashes_and_info``: type, bomb limits,
-frames and all hashes from one decode). Derived images and the scan pipeline run later, in the
-``process_item`` job (``app.services.processing``).
+Before that, an inline image gets every check that can refuse it (type, size, bomb limits,
+frames, a complete decode) and its SHA-256 and MD5; nothing slower. Its PDQ hash, the derived
+images and the scan pipeline follow in the ``process_item`` job (``app.services.processing``),
+which decodes the picture once for hashing and previews. A hand upload and a fetched URL are
+hashed in full at once (``hashing.compute_hashes_and_info``).
 
 Re-delivery is idempotent: the same ``external_id`` from the same source returns the item already
 there. Two deliveries racing each other both pass the first lookup; the unique constraint
@@ -15,27 +18,28 @@ there. Two deliveries racing each other both pass the first lookup; the unique c
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from PIL import Image
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.extensions import db, huey
 from app.models.item import Item
 from app.models.source import Source
 from app.models.types import new_id
-from app.services import audit, jobs, storage
+from app.services import hashing, intake, jobs, storage
 from app.services.audit import Actor
-from app.services.hashing import HashedImage, compute_hashes_and_info
+from app.services.hashing import (
+    CheckedImage,
+    HashedImage,
+    compute_hashes_and_info,
+)
+from app.services.media import ImageInfo
+from app.services.sources import SourceRef
 from app.services.submission import Submission
 
 PROCESS_JOB = "process_item"
-PICTURES_KEPT = 32  # at most 512×512 RGB each: under 25 MB however far the worker falls behind
 
 
 @dataclass(frozen=True)
@@ -59,18 +63,23 @@ class Limits:
 class Accepted:
     """The item a submission became, and whether this delivery created it (False: re-delivery).
 
-    ``item_id`` and ``status`` are as of acceptance; reading ``item`` after the commit loads it
-    again, and by then a worker may have moved it on.
+    ``item_id`` and ``status`` are as of acceptance; ``item`` loads the row in the caller's
+    session, and by then a worker may have moved it on.
     """
 
-    item: Item
     created: bool
     item_id: str
     status: str
 
+    @property
+    def item(self) -> Item:
+        item = db.session.get(Item, self.item_id)
+        assert item is not None, "an accepted item is never deleted while its request runs"
+        return item
+
 
 def accept_item(
-    source: Source, submission: Submission, actor: Actor, limits: Limits | None = None
+    source: Source | SourceRef, submission: Submission, actor: Actor, limits: Limits | None = None
 ) -> Accepted:
     """Check, store and record one submission; commit; queue ``process_item``.
 
@@ -79,25 +88,17 @@ def accept_item(
     existing = find_by_external_id(source.id, submission.external_id)
     if existing is not None:
         return _known(existing)
-    item = Item(
-        id=new_id(), source_id=source.id, external_id=submission.external_id, status="received"
-    )
-    _apply_context(item, submission)
+    row = _context_row(source.id, submission)
     if submission.image_data is None:
-        item.image_url = submission.image_url
-        return _record(item, actor)
-    hashed = check_image(submission.image_data, submission.declared_type, limits)
-    keep_image(submission.image_data)
-    apply_media(item, hashed, len(submission.image_data))
-    pictures = decoded_pictures()
-    pictures.keep(item.id, hashed.picture)  # before the commit: the worker may start at once
-    accepted: Accepted | None = None
-    try:
-        accepted = _record(item, actor)
-    finally:
-        if accepted is None or not accepted.created:
-            pictures.take(item.id)  # no job will come for it
-    return accepted
+        row["image_url"] = submission.image_url
+        return _record(row, actor)
+    # The checks and digests only: the worker decodes the picture for PDQ and previews.
+    checked = check_upload(submission.image_data, submission.declared_type, limits)
+    # Flushed to disk by the intake writer, together with the others of its batch.
+    storage.original_store().put(submission.image_data, sync=False)
+    row.update(media_columns(checked.info, checked.sha256, checked.md5))
+    row["bytes"] = len(submission.image_data)
+    return _record(row, actor, blob=checked.sha256)
 
 
 def ingest_upload(
@@ -120,17 +121,34 @@ def ingest_upload(
     if existing is not None:
         return existing, False
     keep_image(data)
-    item = Item(
-        id=new_id(),
-        source_id=source.id,
-        external_id=external_id,
-        status="received",
-        context_text=context_text,
-        item_metadata={"filename": filename[:255]},
-    )
-    apply_media(item, hashed, len(data))
-    accepted = _record(item, actor)
+    row = {
+        "id": new_id(),
+        "source_id": source.id,
+        "external_id": external_id,
+        "status": "received",
+        "context_text": context_text,
+        "item_metadata": {"filename": filename[:255]},
+        "bytes": len(data),
+        **media_columns(hashed.info, hashed.hashes.sha256, hashed.hashes.md5),
+        "pdq": hashed.hashes.pdq,
+        "pdq_quality": hashed.hashes.pdq_quality,
+    }
+    accepted = _record(row, actor)
     return accepted.item, accepted.created
+
+
+def check_upload(
+    data: bytes, declared_type: str | None = None, limits: Limits | None = None
+) -> CheckedImage:
+    """Type, size, bomb and frame checks, SHA-256 and MD5, and the picture; raises MediaError."""
+    limits = limits or Limits.from_config()
+    return hashing.check_and_digest(
+        data,
+        max_bytes=limits.max_bytes,
+        max_pixels=limits.max_pixels,
+        max_frames=limits.max_frames,
+        declared_type=declared_type,
+    )
 
 
 def check_image(
@@ -164,97 +182,79 @@ def derived_store() -> storage.DerivedMediaStore:
 
 def apply_media(item: Item, hashed: HashedImage, size: int) -> None:
     """Copy what the decode found (type, size, frames, hashes) onto the item."""
-    info, hashes = hashed.info, hashed.hashes
-    item.sha256, item.md5 = hashes.sha256, hashes.md5
-    item.pdq, item.pdq_quality = hashes.pdq, hashes.pdq_quality
-    item.mime, item.width, item.height = info.mime, info.width, info.height
-    item.frames, item.bytes = info.frames, size
+    for name, value in media_columns(hashed.info, hashed.hashes.sha256, hashed.hashes.md5).items():
+        setattr(item, name, value)
+    item.pdq, item.pdq_quality = hashed.hashes.pdq, hashed.hashes.pdq_quality
+    item.bytes = size
+
+
+def media_columns(info: ImageInfo, sha256: str, md5: str) -> dict[str, Any]:
+    """The item columns the checks and digests fill (PDQ apart)."""
+    return {
+        "sha256": sha256,
+        "md5": md5,
+        "mime": info.mime,
+        "width": info.width,
+        "height": info.height,
+        "frames": info.frames,
+    }
 
 
 def find_by_external_id(source_id: int, external_id: str) -> Item | None:
     """The source's item with this external id, if it has been delivered before."""
-    return db.session.scalar(
-        select(Item).where(Item.source_id == source_id, Item.external_id == external_id)
+    # Most deliveries are new: ask for the id alone (an index lookup) before loading a row.
+    item_id = db.session.scalar(
+        select(Item.id).where(Item.source_id == source_id, Item.external_id == external_id)
     )
+    return None if item_id is None else db.session.get(Item, item_id)
 
 
-def _apply_context(item: Item, submission: Submission) -> None:
-    item.uploader_id, item.uploader_name = submission.uploader_id, submission.uploader_name
-    item.uploader_ip = submission.uploader_ip
-    item.context_url, item.context_text = submission.context_url, submission.context_text
-    item.context_created_at = submission.context_created_at
-    item.item_metadata = submission.metadata
-    item.callback_url = submission.callback_url
+def _context_row(source_id: int, submission: Submission) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "source_id": source_id,
+        "external_id": submission.external_id,
+        "status": "received",
+        "uploader_id": submission.uploader_id,
+        "uploader_name": submission.uploader_name,
+        "uploader_ip": submission.uploader_ip,
+        "context_url": submission.context_url,
+        "context_text": submission.context_text,
+        "context_created_at": submission.context_created_at,
+        "item_metadata": submission.metadata,
+        "callback_url": submission.callback_url,
+    }
 
 
-def _record(item: Item, actor: Actor) -> Accepted:
-    """Add the row, its audit event and its job in one commit; on a lost race, the winner."""
-    # Read before the commit expires the row: the caller answers without loading it again.
-    item_id, source_id, external_id = item.id, item.source_id, item.external_id
+def _record(row: dict[str, Any], actor: Actor, blob: str | None = None) -> Accepted:
+    """Commit the row, its audit event and its job (group commit); on a lost race, the winner."""
     config = current_app.config
-    attempts = (
-        config.get("FETCH_MAX_ATTEMPTS", config["JOB_MAX_ATTEMPTS"])
-        if item.image_url
-        else config["JOB_MAX_ATTEMPTS"]
-    )
-    try:
-        db.session.add(item)
-        # Kept small: the audit log holds who sent what, the item row holds the rest.
-        audit.record(
-            "item.received",
-            actor,
-            target_type="item",
-            target_id=item.id,
-            details={
-                "external_id": item.external_id[:80],
-                "sha256": item.sha256,
-                "by_url": item.image_url is not None,
+    by_url = row.get("image_url") is not None
+    attempts = config.get("FETCH_MAX_ATTEMPTS", config["JOB_MAX_ATTEMPTS"]) if by_url else None
+    arrival = intake.commit_arrival(
+        intake.Arrival(
+            row=row,
+            actor=actor,
+            # Kept small: the audit log holds who sent what, the item row holds the rest.
+            audit_details={
+                "external_id": row["external_id"][:80],
+                "sha256": row.get("sha256"),
+                "by_url": by_url,
             },
+            job_name=PROCESS_JOB,
+            max_attempts=attempts or config["JOB_MAX_ATTEMPTS"],
+            blob=blob,
         )
-        jobs.enqueue(PROCESS_JOB, item_id, max_attempts=attempts)  # commits all of it
-    except IntegrityError:  # raised by the autoflush before the audit update, or by the commit
-        db.session.rollback()
-        winner = find_by_external_id(source_id, external_id)
-        if winner is None:  # the conflict was something else; let it surface
-            raise
-        return _known(winner)
-    return Accepted(item, True, item_id, "received")
-
-
-class DecodedPictures:
-    """The last few pictures ingest decoded, for this process's worker to make previews from.
-
-    Ingest has the upright, reduced picture in hand when it answers; in the one-process server
-    the worker usually gets to the item moments later, and taking the picture from here spares
-    it a second decode of the original. A miss (another process, a restart, a long backlog)
-    only means the worker decodes the stored original itself.
-    """
-
-    def __init__(self, size: int = PICTURES_KEPT) -> None:
-        self.size = size
-        self.pictures: OrderedDict[str, Image.Image] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def keep(self, item_id: str, picture: Image.Image) -> None:
-        """Remember ``picture`` for ``item_id``, forgetting the oldest beyond ``size``."""
-        with self.lock:
-            self.pictures[item_id] = picture
-            while len(self.pictures) > self.size:
-                self.pictures.popitem(last=False)
-
-    def take(self, item_id: str) -> Image.Image | None:
-        """The picture kept for ``item_id``, once; None if there is none."""
-        with self.lock:
-            return self.pictures.pop(item_id, None)
-
-
-def decoded_pictures() -> DecodedPictures:
-    """This app's DecodedPictures (one per app, so tests never share them)."""
-    return current_app.extensions.setdefault("modtools_decoded_pictures", DecodedPictures())
+    )
+    assert arrival.item_id is not None and arrival.status is not None
+    if arrival.created and huey.immediate:  # inline, the job runs here, in the request
+        assert arrival.job_id is not None
+        jobs.dispatch(arrival.job_id)
+    return Accepted(arrival.created, arrival.item_id, arrival.status)
 
 
 def _known(item: Item) -> Accepted:
-    return Accepted(item, False, item.id, item.status)
+    return Accepted(False, item.id, item.status)
 
 
 from app.services import processing  # noqa: E402,F401  (registers the process_item job)

@@ -73,6 +73,18 @@ def dispatch(job_id: str, eta: datetime | None = None) -> None:
             db.session.expire_all()
 
 
+def dispatch_now(job_ids: list[str]) -> None:
+    """Put several jobs due now on the Huey queue, in one transaction where the queue allows."""
+    from app.tasks import execute_job
+
+    enqueue_many = getattr(huey.storage, "enqueue_many", None)
+    if huey.immediate or enqueue_many is None or len(job_ids) < 2:
+        for job_id in job_ids:
+            dispatch(job_id)
+        return
+    enqueue_many([huey.serialize_task(execute_job.s(job_id)) for job_id in job_ids])
+
+
 def run(job_id: str, owner: str) -> str:
     """Claim and run one job; return its status afterwards. Called by the Huey task."""
     now = utcnow()

@@ -2,9 +2,11 @@
 
 ``start_scan`` moves the item to ``scanning``, opens a new *scan round* with a ``pending``
 ``ScanResult`` per switched-on scanner and queues one durable job for the round (all in one
-commit). That job queues one job per third-party scanner and runs the local ones (hash banks)
-inline. Third-party jobs retry with exponential backoff and jitter (``app.services.jobs``), are
-cut off at the scanner's timeout, and wait for its rate limit without spending an attempt.
+commit). When the worker starts a new item's scan and only fast local scanners (hash banks) are
+on, it runs them first and records round, results and route in that one commit instead. The round
+job queues one job per third-party scanner and runs the local ones (hash banks) inline.
+Third-party jobs retry with exponential backoff and jitter (``app.services.jobs``), are cut off
+at the scanner's timeout, and wait for its rate limit without spending an attempt.
 
 Whoever records the round's last result routes the item: a conditional UPDATE that only succeeds
 while the item is still ``scanning`` in this round, so two scanners finishing at the same moment
@@ -46,13 +48,21 @@ class ScanRetry(Exception):
     """A scan attempt failed and will be tried again after a backoff."""
 
 
-def start_scan(item: Item, actor: Actor, reason: str | None = None) -> None:
+def start_scan(
+    item: Item, actor: Actor, reason: str | None = None, *, inline: bool = False
+) -> None:
     """Send ``item`` through every switched-on scanner in a new scan round; commits.
+
+    With ``inline`` (the worker, which holds the item's picture and bytes anyway) and only fast
+    local scanners switched on (the hash banks, by default), they run here first and the round
+    is recorded and routed in the same commit: no round job, no extra transactions. A scanner
+    that fails sends the item down the usual path, where the round job retries it.
 
     Raises ``IllegalTransition`` when the item's state does not allow scanning (``removed``).
     """
     if item.status == Status.RECEIVED:
         current_plugins().fire("item_received", item=item)
+    answers = _scan_fast_and_local(item) if inline else None
     transition(item, Status.SCANNING, actor, reason)
     scan_round = (
         db.session.scalar(
@@ -77,8 +87,46 @@ def start_scan(item: Item, actor: Actor, reason: str | None = None) -> None:
     if not scanners:
         _route_and_announce(item.id, scan_round)
         return
+    if answers is not None and set(answers) == {scanner.name for scanner in scanners}:
+        db.session.flush()  # the rows need their ids
+        for row in db.session.scalars(
+            select(ScanResult).where(
+                ScanResult.item_id == item.id, ScanResult.scan_round == scan_round
+            )
+        ):
+            outcome, duration_ms = answers[row.scanner]
+            row.attempts = 1
+            scanning.record_outcome(row.id, outcome, duration_ms)
+        _route_and_announce(item.id, scan_round)
+        return
     local_attempts = max((scanning.max_attempts_for(s) for s in scanners if s.local), default=1)
     jobs.enqueue(ROUND_JOB, item.id, scan_round, max_attempts=local_attempts)  # commits it all
+
+
+def _scan_fast_and_local(item: Item) -> dict[str, tuple[Any, int]] | None:
+    """Every switched-on scanner's outcome and duration, if all are fast and local and succeed.
+
+    None when any is not (a third-party service, NudeNet) or fails: the round job handles those.
+    Runs before the item's transaction writes anything, so no database lock is held meanwhile.
+    """
+    scanners = switched_on_scanners()
+    if not scanners or not all(s.local and s.fast and s.needs != "url" for s in scanners):
+        return None
+    loader = scanning.media_loader(item.sha256)
+    answers = {}
+    for scanner in scanners:
+        settings = effective_settings(scanner, db.session.get(PluginConfig, scanner.name))
+        ctx = scanning.scan_context(
+            item, settings, attempt=1, timeout=scanner.timeout, loader=loader
+        )
+        started = perf_counter()
+        try:
+            outcome = scanning.call_scanner(scanner, ctx)
+        except Exception:  # recorded, retried and explained by the round job instead
+            log.info("scanner %s failed inline on item %s; queued", scanner.name, item.id)
+            return None
+        answers[scanner.name] = (outcome, round((perf_counter() - started) * 1000))
+    return answers
 
 
 def rescan(item: Item, actor: Actor) -> None:

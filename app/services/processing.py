@@ -1,8 +1,9 @@
-"""The ``process_item`` job: fetch a URL item, make the derived images, start the scan.
+"""The ``process_item`` job: fetch a URL item, PDQ-hash it, make the derived images, scan it.
 
 The job runs after the item was accepted and may run again after a crash at any point, so every
-step looks at what is already done: a URL item that has its bytes is not fetched again, derived
-images that exist are not made again, and the scan starts only from ``received``.
+step looks at what is already done: a URL item that has its bytes is not fetched again, a PDQ
+hash that is there (quality set) is not computed again, derived images that exist are not made
+again, and the scan starts only from ``received``. The picture is decoded at most once per run.
 
 A fetch that fails for good, or for the last time, moves the item to ``fetch_failed`` with the
 reason in words (and the job fails): an item is never dropped without a trace.
@@ -19,19 +20,18 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models.item import Item
 from app.models.job import Job, JobStatus
-from app.services import fetch, jobs, pipeline, storage
+from app.services import fetch, hashing, jobs, pipeline, storage
 from app.services.audit import Actor
 from app.services.ingest import (
     PROCESS_JOB,
     Limits,
     apply_media,
     check_image,
-    decoded_pictures,
     derived_store,
     keep_image,
     original_store,
 )
-from app.services.media import MediaError
+from app.services.media import MediaError, open_image
 from app.services.states import Status, transition
 from app.services.webhooks import credentials
 from app.tasks import PROCESS
@@ -47,8 +47,7 @@ def process_item(item_id: str) -> None:
     item = db.session.get(Item, item_id)
     if item is None:
         raise jobs.PermanentJobError(f"item {item_id} does not exist")
-    # Ingest's decode of an inline image, if it was kept in this process: spares a second one.
-    picture: Image.Image | None = decoded_pictures().take(item_id)
+    picture: Image.Image | None = None  # decoded once, for PDQ and previews alike
     if item.status == Status.FETCH_FAILED:
         return  # a person retries it; nothing to do until then
     if item.sha256 is None:
@@ -69,11 +68,15 @@ def process_item(item_id: str) -> None:
                     "(it is in the server log). Send the item again later.",
                 )
             raise
+    if item.pdq_quality is None or not item.has_derivatives:
+        picture = picture or _decode_original(item)
+    if item.pdq_quality is None:  # an inline image: ingest answered before hashing its picture
+        item.pdq, item.pdq_quality = hashing.pdq_of_picture(picture)
     if not item.has_derivatives:
-        _make_derivatives(item, picture)
+        derived_store().save(item.sha256, storage.make_derivatives(picture))
         item.has_derivatives = True
     if item.status == Status.RECEIVED:
-        pipeline.start_scan(item, PIPELINE)
+        pipeline.start_scan(item, PIPELINE, inline=True)
     db.session.commit()
 
 
@@ -102,21 +105,18 @@ def _fetch(item: Item) -> Image.Image:
     return hashed.picture
 
 
-def _make_derivatives(item: Item, picture: Image.Image | None) -> None:
-    """The thumbnail and blurred preview, from the fetch's decode or else the stored original."""
+def _decode_original(item: Item) -> Image.Image:
+    """The item's picture (upright RGB, ≤ 512 px), decoded from the stored original."""
     assert item.sha256 is not None
-    if picture is None:
-        limits = Limits.from_config()
-        data = original_store().get(item.sha256)
-        derivatives = storage.make_derivatives(
-            data,
-            max_bytes=limits.max_bytes,
-            max_pixels=limits.max_pixels,
-            max_frames=limits.max_frames,
-        )
-    else:
-        derivatives = storage.make_derivatives(picture)
-    derived_store().save(item.sha256, derivatives)
+    limits = Limits.from_config()
+    _, image = open_image(
+        original_store().get(item.sha256),
+        max_bytes=limits.max_bytes,
+        max_pixels=limits.max_pixels,
+        max_frames=limits.max_frames,
+        reduce_to=hashing.PICTURE_SIDE,
+    )
+    return hashing.prepare_picture(image)
 
 
 def _fail(item: Item, reason: str) -> None:

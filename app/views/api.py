@@ -24,7 +24,7 @@ from app.models.source import ApiToken, Source
 from app.services.audit import Actor
 from app.services.media import MediaError
 from app.services.ratelimit import limiter_for, retry_after_seconds
-from app.services.sources import authenticate_token
+from app.services.sources import SourceRef, check_token
 from app.services.submission import IngestError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -68,18 +68,25 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def current_source() -> Source:
-    """The source whose token authenticated this request."""
+    """The source whose token authenticated this request (loaded on first use)."""
+    if "api_source" not in g:
+        g.api_source = db.session.get(Source, g.api_grant.source_id)
     return g.api_source
+
+
+def current_source_ref() -> SourceRef:
+    """The id and slug of this request's source, without loading it (the ingest path)."""
+    return SourceRef(g.api_grant.source_id, g.api_grant.source_slug)
 
 
 def current_actor() -> Actor:
     """The audit actor for this request: the source, from the client's address."""
-    return Actor.for_source(g.api_source, request.remote_addr)
+    return Actor.for_source(current_source_ref(), request.remote_addr)
 
 
 def charge(cost: float) -> None:
     """Spend ``cost`` more of the token's rate limit; raise 429 when it is spent."""
-    wait = limiter_for(current_app).take(g.api_token_id, cost)
+    wait = limiter_for(current_app).take(g.api_grant.token_id, cost)
     if wait:
         seconds = retry_after_seconds(wait)
         raise ApiError(
@@ -104,8 +111,8 @@ def authenticate() -> None:
             "Send the source's API token as 'Authorization: Bearer <token>'.",
             headers={"WWW-Authenticate": REALM},
         )
-    token = authenticate_token(raw)
-    if token is None:
+    grant = check_token(raw)
+    if grant is None:
         if _token_of_disabled_source(raw):
             raise ApiError(
                 403,
@@ -120,7 +127,7 @@ def authenticate() -> None:
             "or revoked. An admin can issue a new one on the source's page.",
             headers={"WWW-Authenticate": REALM + ', error="invalid_token"'},
         )
-    g.api_token_id, g.api_source = token.id, token.source
+    g.api_grant = grant
     charge(1)
 
 

@@ -26,7 +26,14 @@ from app.services.submission import (
     parse_json_body,
     parse_timestamp,
 )
-from app.views.api import ApiError, bp, charge, current_actor, current_source
+from app.views.api import (
+    ApiError,
+    bp,
+    charge,
+    current_actor,
+    current_source,
+    current_source_ref,
+)
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 100
@@ -49,7 +56,7 @@ def create_item() -> tuple[Response, int, dict[str, str]] | tuple[Response, int]
             "Send the item as application/json or "
             "as multipart/form-data with parts 'image' and 'item'.",
         )
-    accepted = accept_item(current_source(), submission, current_actor(), limits)
+    accepted = accept_item(current_source_ref(), submission, current_actor(), limits)
     if not accepted.created:
         return jsonify(item_json(accepted.item)), 200
     url = item_url(accepted.item_id)
@@ -156,7 +163,7 @@ def _multipart_submission(limits: Limits) -> Submission:
 def _batch_result(index: int, entry: Any, limits: Limits) -> dict[str, Any]:
     try:
         submission = parse_item(entry, max_image_bytes=limits.max_bytes, prefix=f"items[{index}].")
-        accepted = accept_item(current_source(), submission, current_actor(), limits)
+        accepted = accept_item(current_source_ref(), submission, current_actor(), limits)
     except (IngestError, MediaError) as refusal:
         field = getattr(refusal, "field", None) or f"items[{index}].image"
         return {

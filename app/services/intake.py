@@ -1,0 +1,218 @@
+"""Group commit for accepted items: many requests, one transaction, one fsync.
+
+Every accepted item needs its row, its ``item.received`` audit event and its ``process_item`` job
+row to commit together before the platform hears 202. Committed one request at a time, each item
+costs a transaction (the ORM's flushes, a turn of the audit head, an fsync of the WAL), and under
+load the requests queue on SQLite's write lock, whose busy handler sleeps in steps of up to
+100 ms. That was most of what accepting an item cost, and most of its tail latency.
+
+Instead each request hands its prepared rows to this process's intake writer and waits. The
+writer takes whatever has arrived (up to ``MAX_BATCH``), writes it in one transaction with bulk
+inserts and one turn of the audit chain, commits, and wakes the requests. Durability is the same
+(nothing is answered before its commit), the audit chain is the same (consecutive events, each
+chained to the one before), and the cost of a commit is shared by everything that arrived while
+the previous one was being written.
+
+A batch that fails (the same ``external_id`` twice, a lost race with another process, any other
+error) is written again one arrival at a time, so one bad item never fails the others: a
+duplicate learns the id of the item that won, anything else gets its own exception back.
+
+The writer is a thread per app, started by the first arrival and stopped after a quiet spell.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db, huey
+from app.models.audit import AuditEvent
+from app.models.item import Item
+from app.models.job import Job
+from app.models.types import new_id
+from app.services import audit, jobs, storage
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # enough to amortise a commit; small enough that one batch never takes long
+IDLE_SECONDS = 2.0  # a writer with nothing to do for this long stops; the next arrival restarts it
+WAIT_SECONDS = 60.0  # a request never waits longer than this for its commit
+
+
+@dataclass
+class Arrival:
+    """One item waiting for its commit, and then what became of it."""
+
+    row: dict[str, Any]  # the items row, keyed by attribute name; "id" is set
+    actor: audit.Actor
+    audit_details: dict[str, Any]
+    job_name: str
+    max_attempts: int
+    blob: str | None = None  # an original put without its flush: the writer flushes it
+    created: bool = False
+    item_id: str | None = None  # ours when created, else the winner's
+    status: str | None = None
+    job_id: str | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class IntakeWriter:
+    """The thread that commits arrivals in batches for one app."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.arrivals: queue.Queue[Arrival] = queue.Queue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, arrival: Arrival) -> Arrival:
+        """Queue ``arrival`` and wait until it is committed (or has failed, which is raised)."""
+        with self.lock:
+            self.arrivals.put(arrival)
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name="modtools-intake", daemon=True
+                )
+                self.thread.start()
+        if not arrival.done.wait(WAIT_SECONDS):
+            raise TimeoutError("The database did not accept the item in time; resend it.")
+        if arrival.error is not None:
+            raise arrival.error
+        return arrival
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            try:
+                while True:
+                    batch = self._next_batch()
+                    if batch is None:
+                        return
+                    write(batch)
+            finally:
+                db.session.remove()
+
+    def _next_batch(self) -> list[Arrival] | None:
+        try:
+            batch = [self.arrivals.get(timeout=IDLE_SECONDS)]
+        except queue.Empty:
+            with self.lock:
+                if self.arrivals.empty():  # nothing slipped in while we gave up: stop
+                    self.thread = None
+                    return None
+            return self._next_batch()
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(self.arrivals.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+
+def writer() -> IntakeWriter:
+    """This app's intake writer (one per app, so tests never share one)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    found = app.extensions.get("modtools_intake")
+    if found is None:
+        found = app.extensions.setdefault("modtools_intake", IntakeWriter(app))
+    return found
+
+
+def commit_arrival(arrival: Arrival) -> Arrival:
+    """Commit one arrival through this app's writer; returns it with its outcome filled in."""
+    return writer().submit(arrival)
+
+
+def write(batch: list[Arrival]) -> None:
+    """Commit ``batch`` in one transaction, or, if that fails, each arrival on its own."""
+    try:
+        # The originals first: a committed item must never name a blob a power cut could lose.
+        storage.original_store().sync([a.blob for a in batch if a.blob is not None])
+        _insert(batch)
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        if len(batch) == 1 or isinstance(exc, OSError):
+            for arrival in batch:
+                _settle_alone(arrival, exc)
+        else:
+            for arrival in batch:
+                _write_alone(arrival)
+    else:
+        for arrival in batch:
+            arrival.created, arrival.item_id = True, arrival.row["id"]
+            arrival.status = arrival.row["status"]
+    for arrival in batch:
+        arrival.done.set()
+    _dispatch(batch)  # the rows are committed: their requests need not wait for the queue
+
+
+def _dispatch(batch: list[Arrival]) -> None:
+    """Hand the new jobs to the queue, together, from this one thread (no contention for it).
+
+    Inline (tests), each request thread runs its job itself after the commit instead.
+    """
+    if huey.immediate:
+        return
+    job_ids = [a.job_id for a in batch if a.created and a.job_id is not None]
+    try:
+        jobs.dispatch_now(job_ids)
+    except Exception:  # the job rows are committed: start-up recovery queues them again
+        log.exception("could not queue %d jobs; they run after the next restart", len(job_ids))
+
+
+def _write_alone(arrival: Arrival) -> None:
+    try:
+        _insert([arrival])
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        _settle_alone(arrival, exc)
+    else:
+        arrival.created, arrival.item_id = True, arrival.row["id"]
+        arrival.status = arrival.row["status"]
+
+
+def _settle_alone(arrival: Arrival, exc: Exception) -> None:
+    """A single arrival failed: a lost race finds the winner; anything else is its error."""
+    if isinstance(exc, IntegrityError):
+        row = arrival.row
+        winner = db.session.execute(
+            select(Item.id, Item.status).where(
+                Item.source_id == row["source_id"], Item.external_id == row["external_id"]
+            )
+        ).one_or_none()
+        if winner is not None:
+            arrival.item_id, arrival.status = winner
+            return
+    arrival.error = exc
+
+
+def _insert(batch: list[Arrival]) -> None:
+    """Bulk-insert the items, their jobs and their audit events, uncommitted."""
+    for arrival in batch:
+        arrival.job_id = new_id()
+    db.session.execute(insert(Item), [arrival.row for arrival in batch])
+    db.session.execute(
+        insert(Job),
+        [
+            {
+                "id": a.job_id,
+                "name": a.job_name,
+                "args": [a.row["id"]],
+                "max_attempts": a.max_attempts,
+            }
+            for a in batch
+        ],
+    )
+    events = audit.chain(
+        [audit.Entry("item.received", a.actor, "item", a.row["id"], a.audit_details) for a in batch]
+    )
+    db.session.execute(insert(AuditEvent), events)
