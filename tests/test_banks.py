@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from huey.consumer import Worker
 from sqlalchemy import select
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, huey
 from app.models.audit import AuditEvent
 from app.models.bank import Bank, BankChange
-from app.services import banks
+from app.services import bank_matching, banks
 from app.services.audit import Actor
-from app.services.bank_matching import matcher
+from app.services.bank_matching import BankMatcher, matcher
 from app.services.banks import BankError, match_hashes
 from app.services.hashing import compute_hashes
+from app.services.pdq_index import PdqIndex
 from tests.conftest import make_test_config
 from tests.imagegen import TESTDATA
 
@@ -289,3 +291,45 @@ def test_lookups_in_threads_stay_consistent_while_entries_change(app: Flask) -> 
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_starting_consumer_builds_the_index_so_the_first_lookup_does_not(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python wsgi.py and flask worker: the index is built as the consumer starts, not later."""
+    with app.app_context():
+        add(make_bank(), "pdq", PDQ_A)
+    Worker(huey, threading.Event(), 0.1, 1.0, 1.15).initialize()  # what each consumer thread does
+    Worker(huey, threading.Event(), 0.1, 1.0, 1.15).initialize()  # a second thread: no 2nd build
+    app.extensions[bank_matching.WARM_UP_KEY].join(30)
+
+    def no_second_build(*args: object) -> None:
+        raise AssertionError("the first lookup rebuilt the index")
+
+    monkeypatch.setattr(BankMatcher, "_load", no_second_build)
+    with app.app_context():
+        assert pdq_match(flip(PDQ_A, 3)) == [("CSAM", 3)]
+
+
+def test_a_failed_start_up_build_leaves_the_build_to_the_first_lookup(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with app.app_context():
+        add(make_bank(), "pdq", PDQ_A)
+    real_build = PdqIndex.build
+    calls = []
+
+    def failing_once(*args: object, **kwargs: object) -> PdqIndex:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk on fire")
+        return real_build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PdqIndex, "build", failing_once)
+    thread = bank_matching.build_in_background(app)
+    assert thread is not None
+    thread.join(30)
+    assert "could not build the PDQ index at start-up (disk on fire)" in caplog.text
+    with app.app_context():
+        assert pdq_match(PDQ_A) == [("CSAM", 0)]
+    assert len(calls) == 2

@@ -15,7 +15,7 @@ from app.models.item import Item
 from app.services import banks
 from app.services.audit import Actor
 from app.services.hashing import compute_hashes
-from tests.imagegen import encode, scene
+from tests.imagegen import TESTDATA, encode, scene
 from tests.pipeline_helpers import TEST_PLUGINS, configure, only_scanners
 
 IMAGE = encode(scene(320, 200, seed=7), "JPEG", quality=90)
@@ -67,6 +67,18 @@ def test_a_bank_match_on_a_blocking_label_blocks(
     assert match["labels"] == ["csam"] and match["distance"] == 0
     assert "note" not in match and "signal" not in match  # bank internals stay here
     assert "case 1234" not in answer.get_data(as_text=True)
+
+
+def test_a_photo_gets_the_hashes_its_item_would_get(client: FlaskClient, token: str) -> None:
+    # 1600×1004: decoded at half scale and resized on the check's helper thread.
+    photo = (TESTDATA / "bridge-mods" / "aaa-orig.jpg").read_bytes()
+    body = check(client, token, photo).get_json()
+    hashes = compute_hashes(photo)
+    assert (body["sha256"], body["pdq"], body["pdq_quality"]) == (
+        hashes.sha256,
+        hashes.pdq,
+        hashes.pdq_quality,
+    )
 
 
 def test_a_near_pdq_match_is_found_too(app: Flask, client: FlaskClient, token: str) -> None:

@@ -1,33 +1,39 @@
 """The synchronous check: is this image known-bad, before the platform publishes it?
 
-The image is checked and hashed once (``ingest.check_image``: type, size, bomb limits, SHA-256,
-MD5, PDQ), then only the switched-on ``fast`` scanners (the hash banks by default) look at it in
-this process. Each match's bank labels map to a verdict through ``CHECK_VERDICTS``; the strictest
-wins. Nothing here ever answers "allow" because something broke: a scanner that raises, times
-out or has no rate-limit token left makes the whole check fail (``CheckFailed``), and the API
-answers 5xx, so an upload pipeline fails closed or retries.
+The image is checked and hashed once, exactly as ``ingest.check_image`` does (type, size, bomb
+limits, SHA-256, MD5, PDQ), but with the picture decoded and hashed on a helper thread while the
+request's thread digests the bytes and reads the scanner settings. Then only the switched-on
+``fast`` scanners (the hash banks by default) look at it in this process. Each match's bank
+labels map to a verdict through ``CHECK_VERDICTS``; the strictest wins. Nothing here ever answers
+"allow" because something broke: a scanner that raises, times out or has no rate-limit token
+left makes the whole check fail (``CheckFailed``), and the API answers 5xx, so an upload
+pipeline fails closed or retries.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 
 from app.models.scan import Verdict
 from app.models.source import Source
 from app.plugins import ScanContext, ScanOutcome
-from app.services import ingest, scanning
+from app.services import hashing, ingest, scanning
 from app.services.audit import Actor
 from app.services.pipeline import public_match
 from app.services.plugin_settings import enabled_scanners
+from app.services.sources import SourceRef
 from app.services.submission import Submission
 
 DEFAULT_VERDICTS = {"csam": "block", "terrorism": "block", "ncii": "block", "*": "review"}
 SEVERITY = {"allow": 0, "review": 1, "block": 2}
 DEFAULT_SCANNER_TIMEOUT = 2.0
+HELPERS_KEY = "modtools_check_helpers"
 
 
 class CheckFailed(Exception):
@@ -69,7 +75,7 @@ class CheckAnswer:
 def check_image(
     data: bytes,
     *,
-    source: Source,
+    source: Source | SourceRef,
     actor: Actor,
     declared_type: str | None = None,
     enqueue: bool = False,
@@ -77,15 +83,28 @@ def check_image(
 ) -> CheckAnswer:
     """Check ``data`` against the fast scanners; with ``enqueue`` also accept it as an item.
 
+    ``source`` is only needed to enqueue, so a ``SourceRef`` (no database load) will do.
     Raises ``MediaError`` for an image we refuse and ``CheckFailed`` when a scanner cannot answer.
     """
     limits = ingest.Limits.from_config()
-    checked = ingest.check_image(data, declared_type, limits)
+    # JPEG decoding, resizing and hashlib release the GIL, so with a second core free the digests
+    # and the settings query cost no wall time beside the decode (bench/results.md, check).
+    picture = helper_threads(current_app).submit(
+        hashing.hash_picture,
+        data,
+        max_bytes=limits.max_bytes,
+        max_pixels=limits.max_pixels,
+        max_frames=limits.max_frames,
+        declared_type=declared_type,
+    )
+    sha256, md5 = hashing.file_digests(data)
+    scanners = enabled_scanners(fast_only=True)
+    checked = picture.result().with_digests(sha256, md5)  # raises MediaError for a refusal
     hashes = checked.hashes
     table = verdict_table(current_app.config.get("CHECK_VERDICTS", DEFAULT_VERDICTS))
     cap = float(current_app.config.get("CHECK_SCANNER_TIMEOUT", DEFAULT_SCANNER_TIMEOUT))
     verdict, matches, names = "allow", [], []
-    for scanner, settings in enabled_scanners(fast_only=True):
+    for scanner, settings in scanners:
         names.append(scanner.name)
         if scanner.rate_limit and scanning.take_token(scanner.name, scanner.rate_limit):
             raise CheckFailed(
@@ -132,6 +151,22 @@ def check_image(
     )
     item = ingest.accept_item(source, submission, actor, limits).item
     return replace(answer, item_id=item.id, item_status=item.status)
+
+
+def helper_threads(app: Flask) -> ThreadPoolExecutor:
+    """The app's threads that decode and hash pictures for checks; as many as web threads, so
+    a check never queues for one."""
+    with _helpers_lock:
+        pool = app.extensions.get(HELPERS_KEY)
+        if pool is None:
+            pool = app.extensions[HELPERS_KEY] = ThreadPoolExecutor(
+                max_workers=int(app.config.get("WEB_THREADS", 8)),
+                thread_name_prefix="check-hashing",
+            )
+    return pool
+
+
+_helpers_lock = threading.Lock()
 
 
 def verdict_of(outcome: ScanOutcome, table: Mapping[str, str]) -> str:

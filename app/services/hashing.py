@@ -80,11 +80,32 @@ def compute_hashes_and_info(data: bytes, **limits: Any) -> HashedImage:
 
     ``limits`` are media.open_image's keywords: max_bytes, max_pixels, max_frames, declared_type.
     """
+    hashed = hash_picture(data, **limits)
+    sha256, md5 = file_digests(data)
+    return hashed.with_digests(sha256, md5)
+
+
+@dataclass(frozen=True)
+class HashedPicture:
+    """What one decode gives: the checks' findings, the picture and its PDQ hash."""
+
+    info: ImageInfo
+    picture: Image.Image
+    pdq: str | None
+    pdq_quality: int
+
+    def with_digests(self, sha256: str, md5: str) -> HashedImage:
+        """Completed with the digests of the bytes: what compute_hashes_and_info returns."""
+        return HashedImage(self.info, Hashes(sha256, md5, self.pdq, self.pdq_quality), self.picture)
+
+
+def hash_picture(data: bytes, **limits: Any) -> HashedPicture:
+    """compute_hashes_and_info without the digests of the bytes, for a caller that computes them
+    at the same time in another thread (the synchronous check). Raises MediaError likewise."""
     info, image = open_image(data, reduce_to=PICTURE_SIDE, **limits)
     picture = prepare_picture(image)
-    sha256, md5 = file_digests(data)
     pdq, quality = pdq_of_picture(picture)
-    return HashedImage(info, Hashes(sha256, md5, pdq, quality), picture)
+    return HashedPicture(info, picture, pdq, quality)
 
 
 def compute_hashes(data: bytes, **limits: Any) -> Hashes:

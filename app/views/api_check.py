@@ -16,7 +16,7 @@ from flask import Response, current_app, jsonify, request
 from app.services import check
 from app.services.media import read_limited
 from app.services.submission import IngestError, parse_json_body
-from app.views.api import ApiError, bp, current_actor, current_source
+from app.views.api import ApiError, bp, current_actor, current_source_ref
 
 CHECK_FIELDS = {"data", "external_id"}
 ENQUEUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
@@ -46,7 +46,7 @@ def check_image() -> Response:
     try:
         answer = check.check_image(
             data,
-            source=current_source(),
+            source=current_source_ref(),  # the check itself needs no row of the source
             actor=current_actor(),
             declared_type=declared_type,
             enqueue=enqueue,
