@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.services.hashing import (
     compute_hashes_and_info,
     flatten_to_rgb,
+    hash_luma,
     pdq_hash,
     prepare_picture,
     upright,
@@ -89,6 +90,9 @@ def speed_table(runs: int) -> None:
     cases = {
         "pdq_hash: JPEG bytes → reduced decode → PDQ": lambda: pdq_hash(
             Image.open(io.BytesIO(data))
+        ),
+        "hash_luma: checks + brightness-only decode + PDQ (what /api/v1/check runs)": (
+            lambda: hash_luma(data)
         ),
         "compute_hashes_and_info: checks + SHA-256 + MD5 + PDQ": lambda: compute_hashes_and_info(
             data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from app.services.hashing import (
     compute_hashes_and_info,
     file_digests,
     flatten_to_rgb,
+    hash_luma,
     pdq_hash,
     upright,
 )
@@ -54,25 +56,51 @@ def test_every_reference_image_hashes() -> None:
         assert hashes.pdq is None or len(hashes.pdq) == 64, path
 
 
-def test_reduced_decode_hashes_like_full_resolution() -> None:
+# Both ways we hash a picture: ingest's (colour decode, kept for the previews) and the
+# synchronous check's (brightness only). Every accuracy bound below holds for each.
+Hasher = Callable[[bytes], str | None]
+HASHERS: dict[str, Hasher] = {
+    "ingest": lambda data: compute_hashes(data).pdq,
+    "check": lambda data: hash_luma(data).pdq,
+}
+
+
+@pytest.mark.parametrize("hasher", HASHERS.values(), ids=HASHERS.keys())
+def test_reduced_decode_hashes_like_full_resolution(hasher: Hasher) -> None:
     distances = {}
     for path in reference_images():
         full, quality = full_resolution_pdq(path)
-        ours = compute_hashes(path.read_bytes())
+        ours = hasher(path.read_bytes())
         if quality >= 80:
-            assert ours.pdq is not None, path
-            distances[path.name] = distance(ours.pdq, full)
+            assert ours is not None, path
+            distances[path.name] = distance(ours, full)
     assert len(distances) >= 40
     assert max(distances.values()) <= 12, distances
     assert sum(distances.values()) / len(distances) <= 8, distances
 
 
+@pytest.mark.parametrize("hasher", HASHERS.values(), ids=HASHERS.keys())
 @pytest.mark.parametrize("path", sorted(MODES.iterdir()), ids=lambda p: p.name)
-def test_every_pillow_mode_hashes_like_the_original(path: Path) -> None:
-    original = compute_hashes((MODES / "original.jpg").read_bytes()).pdq
-    hashes = compute_hashes(path.read_bytes())
-    assert hashes.pdq is not None and original is not None
-    assert distance(hashes.pdq, original) <= 2
+def test_every_pillow_mode_hashes_like_the_original(path: Path, hasher: Hasher) -> None:
+    original = hasher((MODES / "original.jpg").read_bytes())
+    ours = hasher(path.read_bytes())
+    assert ours is not None and original is not None
+    assert distance(ours, original) <= 2
+
+
+def test_the_check_hashes_what_ingest_stores_within_two_bits() -> None:
+    for path in reference_images():
+        data = path.read_bytes()
+        stored, checked = compute_hashes(data), hash_luma(data)
+        assert abs(stored.pdq_quality - checked.pdq_quality) <= 5, path
+        if stored.pdq and checked.pdq:
+            assert distance(stored.pdq, checked.pdq) <= 2, path
+
+
+def test_the_check_decodes_a_colour_jpeg_as_brightness_only() -> None:
+    checked = hash_luma((TESTDATA / "bridge-mods" / "aaa-orig.jpg").read_bytes())
+    assert (checked.picture.mode, checked.picture.size) == ("L", (512, 321))
+    assert (checked.info.width, checked.info.height) == (1600, 1004)
 
 
 # For each EXIF orientation, the physical transform that stores an upright picture so that
@@ -88,16 +116,19 @@ STORED_AS = {
 }
 
 
+@pytest.mark.parametrize("hasher", HASHERS.values(), ids=HASHERS.keys())
 @pytest.mark.parametrize("orientation", sorted(STORED_AS))
-def test_an_orientation_tag_hashes_like_physically_upright_pixels(orientation: int) -> None:
+def test_an_orientation_tag_hashes_like_physically_upright_pixels(
+    orientation: int, hasher: Hasher
+) -> None:
     with Image.open(MODES / "original.jpg") as original:
         upright = original.resize((800, 502))
     stored = upright.transpose(STORED_AS[orientation])
     exif = Image.Exif()
     exif[0x0112] = orientation
-    tagged = compute_hashes(encode(stored, "JPEG", quality=95, exif=exif)).pdq
-    plain = compute_hashes(encode(upright, "JPEG", quality=95)).pdq
-    ignoring_tag = compute_hashes(encode(stored, "JPEG", quality=95)).pdq
+    tagged = hasher(encode(stored, "JPEG", quality=95, exif=exif))
+    plain = hasher(encode(upright, "JPEG", quality=95))
+    ignoring_tag = hasher(encode(stored, "JPEG", quality=95))
     assert tagged and plain and ignoring_tag
     assert distance(tagged, plain) <= 2
     assert distance(ignoring_tag, plain) > 31  # so the tag is what makes the difference

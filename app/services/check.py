@@ -90,7 +90,7 @@ def check_image(
     # JPEG decoding, resizing and hashlib release the GIL, so with a second core free the digests
     # and the settings query cost no wall time beside the decode (bench/results.md, check).
     picture = helper_threads(current_app).submit(
-        hashing.hash_picture,
+        hashing.hash_luma,
         data,
         max_bytes=limits.max_bytes,
         max_pixels=limits.max_pixels,

@@ -70,7 +70,7 @@ def check_and_digest(data: bytes, **limits: Any) -> CheckedImage:
     ingest needs before it answers. The picture for PDQ and previews is decoded by the worker.
     ``limits`` are media.open_image's keywords: max_bytes, max_pixels, max_frames, declared_type.
     """
-    info, _ = open_image(data, reduce_to=1, **limits)
+    info, _ = open_image(data, reduce_to=1, luma=True, **limits)
     sha256, md5 = file_digests(data)
     return CheckedImage(info, sha256, md5)
 
@@ -108,6 +108,19 @@ def hash_picture(data: bytes, **limits: Any) -> HashedPicture:
     return HashedPicture(info, picture, pdq, quality)
 
 
+def hash_luma(data: bytes, **limits: Any) -> HashedPicture:
+    """hash_picture for a caller that needs only the hash (the synchronous check): a colour JPEG
+    decodes only its brightness, which is all PDQ looks at, and ``picture`` is that, mode ``L``.
+
+    The hash is PDQ's on the same picture; it may differ from hash_picture's by a bit or two,
+    because the luma comes from the file rather than from decoded RGB. Raises MediaError.
+    """
+    info, image = open_image(data, reduce_to=PICTURE_SIDE, luma=True, **limits)
+    picture = prepare_luma(image)
+    pdq, quality = pdq_of_picture(picture)
+    return HashedPicture(info, picture, pdq, quality)
+
+
 def compute_hashes(data: bytes, **limits: Any) -> Hashes:
     """The hashes of the image in ``data``; see compute_hashes_and_info."""
     return compute_hashes_and_info(data, **limits).hashes
@@ -140,6 +153,17 @@ def prepare_picture(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image
     picture = shrink(flatten_to_rgb(upright(picture)), side)
     if picture is not image:
         picture.info = {}  # orientation is applied; stale metadata must not travel further
+    return picture
+
+
+def prepare_luma(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
+    """The picture's brightness as PDQ sees it: prepare_picture's picture in mode ``L``, made
+    without colour when the decoder gave brightness only (media.open_image's ``luma``)."""
+    if image.mode != "L" or "transparency" in image.info:
+        return prepare_picture(image, side).convert("L")
+    picture = upright(shrink(image, side))
+    if picture is not image:
+        picture.info = {}
     return picture
 
 
@@ -188,8 +212,13 @@ def shrink(image: Image.Image, side: int) -> Image.Image:
 
 
 def pdq_of_picture(picture: Image.Image) -> tuple[str | None, int]:
-    """The PDQ hash and quality of a picture ``prepare_picture`` made (upright RGB, ≤ 512 px)."""
-    bits, quality = pdqhash.compute(np.asarray(picture))
+    """The PDQ hash and quality of a picture ``prepare_picture`` or ``prepare_luma`` made.
+
+    PDQ hashes brightness only; it is taken as 8-bit luma (ITU-R 601, PDQ's own weights) in
+    every case, so that a colour picture and its brightness alone hash alike.
+    """
+    grey = np.asarray(picture if picture.mode == "L" else picture.convert("L"))
+    bits, quality = pdqhash.compute(np.repeat(grey[:, :, None], 3, axis=2))
     # Most significant bit first, the order pytx writes its hex in.
     digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
     quality = int(quality)

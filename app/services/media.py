@@ -144,22 +144,33 @@ def open_image(
     max_frames: int = DEFAULT_MAX_FRAMES,
     declared_type: str | None = None,
     reduce_to: int | None = None,
+    luma: bool = False,
 ) -> tuple[ImageInfo, Image.Image]:
     """Check ``data`` like inspect_image and return it with its first frame decoded.
 
     With ``reduce_to`` a JPEG is decoded at the smallest scale whose longest side still covers
     that many pixels (``draft``): hashing and previews need no more, and decoding less is faster.
-    The frame is returned as stored: hashing.prepare_picture turns it upright and into RGB.
+    With ``luma`` a colour JPEG decodes its brightness channel only (mode ``L``): all PDQ hashes,
+    and a third of the decoding work. The frame is returned as stored: hashing.prepare_picture
+    turns it upright and into RGB.
     """
-    return _decode(data, max_bytes, max_pixels, max_frames, declared_type, reduce_to)
+    return _decode(data, max_bytes, max_pixels, max_frames, declared_type, reduce_to, luma)
 
 
-def draft_for(image: Image.Image, side: int) -> None:
-    """Ask a JPEG not yet decoded to decode at the smallest scale that still covers ``side``."""
-    if image.format in ("JPEG", "MPO") and max(image.size) > side:
+def draft_for(image: Image.Image, side: int, luma: bool = False) -> None:
+    """Ask a JPEG not yet decoded to decode at the smallest scale that still covers ``side``.
+
+    With ``luma`` a YCbCr JPEG decodes only its Y channel, as mode ``L``: libjpeg then skips the
+    colour planes' upsampling and conversion. CMYK and greyscale JPEGs keep their mode.
+    """
+    if image.format not in ("JPEG", "MPO"):
+        return
+    if max(image.size) > side:
         scale = side / max(image.size)
         target = (max(1, math.ceil(image.width * scale)), max(1, math.ceil(image.height * scale)))
-        image.draft("RGB", target)
+        image.draft("L" if luma else "RGB", target)
+    elif luma:
+        image.draft("L", None)
 
 
 def orientation(image: Image.Image) -> int:
@@ -178,6 +189,7 @@ def _decode(
     max_frames: int,
     declared_type: str | None,
     reduce_to: int | None,
+    luma: bool = False,
 ) -> tuple[ImageInfo, Image.Image]:
     if not data:
         raise MediaError("empty_file", "The file is empty. Choose the image again and resend it.")
@@ -210,7 +222,7 @@ def _decode(
         frames = _count_frames(image, data, max_frames, max_pixels)
         width, height = _displayed_size(image)
         if reduce_to is not None:
-            draft_for(image, reduce_to)
+            draft_for(image, reduce_to, luma)
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(
