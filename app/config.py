@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "HUEY_URL": None,
     "HUEY_IMMEDIATE": False,
     "HUEY_WORKERS": 2,
-    "WORKER_YIELD_MS": 100,  # embedded worker: wait up to this long for requests to finish first
+    "WORKER_YIELD_MS": 500,  # embedded worker: wait up to this long for requests to finish first
     "EMBEDDED_WORKER": True,  # python wsgi.py also runs a consumer
     "SQLITE_BUSY_TIMEOUT_MS": 15000,
     "SQLALCHEMY_ENGINE_OPTIONS": {},

@@ -17,7 +17,7 @@ from types import FrameType
 from flask import Flask
 
 from app.extensions import huey
-from app.services import actions, jobs, storage
+from app.services import actions, intake, jobs, storage
 from app.tasks import PROCESS
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     wait_for_stop_signal()
     server.close()  # stop accepting connections
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+    intake.drain(app)  # accepted items' jobs onto the queue before the worker stops
     if runtime:
         runtime.stop()
     log.info("stopped")

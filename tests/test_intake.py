@@ -11,13 +11,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, func, select
 
-from app.extensions import QueueStorage, db
+from app import create_app
+from app.extensions import QueueStorage, db, huey
 from app.models.item import Item
 from app.models.job import Job
 from app.security import public
-from app.services import audit, storage
+from app.services import audit, intake, storage
 from app.services.traffic import Traffic, traffic_of
 from tests.api_helpers import bearer, item_body, item_count, jpeg, make_source
+from tests.conftest import make_test_config
 
 
 def post_together(app: Flask, token: str, bodies: list[Any]) -> list[int]:
@@ -141,3 +143,31 @@ def test_a_batch_of_jobs_goes_on_the_sqlite_queue_in_one_transaction(tmp_path: P
     assert sum(s.lower().startswith("insert") for s in statements) == 2
     assert sum(s.upper() in ("COMMIT", "END") for s in statements) <= 1
     assert [queue.dequeue() for _ in range(4)] == [b"first", b"second", b"third", None]
+
+
+def test_every_accepted_item_has_its_job_on_the_queue_once_drained(
+    instance_path: Path, tmp_path: Path
+) -> None:
+    # A real queue on disk with nobody consuming it: the jobs wait there for this test.
+    app = create_app(
+        make_test_config(
+            instance_path, HUEY_IMMEDIATE=False, HUEY_URL=f"sqlite:///{tmp_path / 'huey.db'}"
+        )
+    )
+    with app.app_context():
+        db.create_all()
+    try:
+        _, token = make_source(app)
+        bodies = [item_body(f"queued-{i}", jpeg(seed=i)) for i in range(12)]
+        assert post_together(app, token, bodies) == [202] * 12
+        assert intake.drain(app, timeout=10)
+        with app.app_context():
+            job_ids = set(db.session.scalars(select(Job.id).where(Job.name == "process_item")))
+        queued = [huey.storage.dequeue() for _ in range(13)]
+        assert queued[-1] is None  # twelve messages, no more
+        on_queue = [huey.deserialize_task(message).args[0] for message in queued[:-1]]
+        assert sorted(on_queue) == sorted(job_ids) and len(job_ids) == 12
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

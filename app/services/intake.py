@@ -17,7 +17,11 @@ A batch that fails (the same ``external_id`` twice, a lost race with another pro
 error) is written again one arrival at a time, so one bad item never fails the others: a
 duplicate learns the id of the item that won, anything else gets its own exception back.
 
-The writer is a thread per app, started by the first arrival and stopped after a quiet spell.
+The committed jobs go to the queue from a second thread, so that the writer is already
+writing the next batch while the queue (a database of its own) takes the last one's jobs. A job
+whose hand-over is lost (a crash in between) is committed all the same: the worker's start-up
+recovery queues it. Both threads are per app, started by the first arrival and stopped after a
+quiet spell; ``drain`` waits for the hand-overs in flight when the server stops.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +77,7 @@ class IntakeWriter:
         self.arrivals: queue.Queue[Arrival] = queue.Queue()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.dispatcher = Dispatcher(app)
 
     def submit(self, arrival: Arrival) -> Arrival:
         """Queue ``arrival`` and wait until it is committed (or has failed, which is raised)."""
@@ -96,6 +102,9 @@ class IntakeWriter:
                     if batch is None:
                         return
                     write(batch)
+                    self.dispatcher.submit(
+                        [a.job_id for a in batch if a.created and a.job_id is not None]
+                    )
             finally:
                 db.session.remove()
 
@@ -116,6 +125,62 @@ class IntakeWriter:
         return batch
 
 
+class Dispatcher:
+    """The thread that hands committed jobs to the queue, as many at a time as have piled up."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.pending: queue.Queue[list[str]] = queue.Queue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, job_ids: list[str]) -> None:
+        if not job_ids or huey.immediate:  # inline, each request runs its job itself
+            return
+        with self.lock:
+            self.pending.put(job_ids)
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name="modtools-intake-queue", daemon=True
+                )
+                self.thread.start()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every submitted job to be handed over."""
+        deadline = time.monotonic() + timeout
+        with self.pending.all_tasks_done:
+            while self.pending.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.pending.all_tasks_done.wait(remaining)
+        return True
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            while True:
+                try:
+                    job_ids = self.pending.get(timeout=IDLE_SECONDS)
+                except queue.Empty:
+                    with self.lock:
+                        if self.pending.empty():
+                            self.thread = None
+                            return
+                    continue
+                taken = 1
+                while len(job_ids) < MAX_BATCH * 4:
+                    try:
+                        job_ids = job_ids + self.pending.get_nowait()
+                    except queue.Empty:
+                        break
+                    taken += 1
+                try:
+                    _dispatch(job_ids)
+                finally:
+                    for _ in range(taken):
+                        self.pending.task_done()
+
+
 def writer() -> IntakeWriter:
     """This app's intake writer (one per app, so tests never share one)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -123,6 +188,12 @@ def writer() -> IntakeWriter:
     if found is None:
         found = app.extensions.setdefault("modtools_intake", IntakeWriter(app))
     return found
+
+
+def drain(app: Flask, timeout: float = 10.0) -> bool:
+    """Wait until the jobs of every committed arrival are on the queue (the server is stopping)."""
+    found: IntakeWriter | None = app.extensions.get("modtools_intake")
+    return True if found is None else found.dispatcher.drain(timeout)
 
 
 def commit_arrival(arrival: Arrival) -> Arrival:
@@ -151,17 +222,10 @@ def write(batch: list[Arrival]) -> None:
             arrival.status = arrival.row["status"]
     for arrival in batch:
         arrival.done.set()
-    _dispatch(batch)  # the rows are committed: their requests need not wait for the queue
 
 
-def _dispatch(batch: list[Arrival]) -> None:
-    """Hand the new jobs to the queue, together, from this one thread (no contention for it).
-
-    Inline (tests), each request thread runs its job itself after the commit instead.
-    """
-    if huey.immediate:
-        return
-    job_ids = [a.job_id for a in batch if a.created and a.job_id is not None]
+def _dispatch(job_ids: list[str]) -> None:
+    """Hand committed jobs to the queue, together, from one thread (no contention for it)."""
     try:
         jobs.dispatch_now(job_ids)
     except Exception:  # the job rows are committed: start-up recovery queues them again
