@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 
 from app.extensions import db
 from app.models.plugin import PluginConfig
-from app.plugins import Setting
+from app.plugins import Setting, current_plugins
 from app.services import plugin_settings
 from app.services.crypto import decrypt
 from tests.conftest import csrf_token
@@ -266,3 +266,20 @@ class _FakePlugin:
 
     def __init__(self, settings: tuple[Setting, ...]) -> None:
         self.settings = settings
+
+
+def test_a_change_is_seen_at_once_by_the_same_request_or_job(app: Flask) -> None:
+    # Scans read the plugins' settings once per request or job; a change made meanwhile,
+    # through this module, must not be answered from that earlier read.
+    actor = plugin_settings.Actor.system("test")
+    with app.app_context():
+        assert "hashbank" in [s.name for s in plugin_settings.switched_on_scanners()]
+        plugin_settings.set_enabled("hashbank", False, actor)
+        assert "hashbank" not in [s.name for s in plugin_settings.switched_on_scanners()]
+        plugin_settings.set_enabled("hashbank", True, actor)
+        assert "hashbank" in [s.name for s in plugin_settings.switched_on_scanners()]
+        keyed = current_plugins().scanners["test_keyed"]
+        assert plugin_settings.settings_for(keyed)["threshold"] != 0.25
+        form = {k.removeprefix("setting-"): v for k, v in VALID.items()}
+        plugin_settings.save_settings("test_keyed", {**form, "threshold": "0.25"}, set(), actor)
+        assert plugin_settings.settings_for(keyed)["threshold"] == 0.25

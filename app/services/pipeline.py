@@ -25,13 +25,12 @@ from sqlalchemy import exists, func, select, update
 
 from app.extensions import db
 from app.models.item import Item
-from app.models.plugin import PluginConfig
 from app.models.scan import ScanResult, ScanStatus
 from app.models.types import utcnow
 from app.plugins import current_plugins
 from app.services import audit, jobs, rules, scanning
 from app.services.audit import Actor
-from app.services.plugin_settings import effective_settings, switched_on_scanners
+from app.services.plugin_settings import settings_for, switched_on_scanners
 from app.services.routing import choose_route
 from app.services.states import Status, can_transition, transition
 
@@ -60,16 +59,19 @@ def start_scan(
 
     Raises ``IllegalTransition`` when the item's state does not allow scanning (``removed``).
     """
-    if item.status == Status.RECEIVED:
+    first = item.status == Status.RECEIVED  # nothing returns to "received": no round before
+    if first:
         current_plugins().fire("item_received", item=item)
     answers = _scan_fast_and_local(item) if inline else None
     transition(item, Status.SCANNING, actor, reason)
-    scan_round = (
-        db.session.scalar(
-            select(func.max(ScanResult.scan_round)).where(ScanResult.item_id == item.id)
+    scan_round = 1
+    if not first:
+        scan_round += (
+            db.session.scalar(
+                select(func.max(ScanResult.scan_round)).where(ScanResult.item_id == item.id)
+            )
+            or 0
         )
-        or 0
-    ) + 1
     if scan_round > 1:
         db.session.execute(
             update(ScanResult)
@@ -80,23 +82,18 @@ def start_scan(
             .execution_options(synchronize_session=False)
         )
     scanners = switched_on_scanners()
+    answered = answers is not None and set(answers) == {scanner.name for scanner in scanners}
     db.session.add_all(
-        ScanResult(item_id=item.id, scan_round=scan_round, scanner=scanner.name)
+        ScanResult(
+            item_id=item.id,
+            scan_round=scan_round,
+            scanner=scanner.name,
+            # Answered inline: each row is written once, finished, instead of written and updated.
+            **(scanning.outcome_values(*answers[scanner.name], attempts=1) if answered else {}),
+        )
         for scanner in scanners
     )
-    if not scanners:
-        _route_and_announce(item.id, scan_round)
-        return
-    if answers is not None and set(answers) == {scanner.name for scanner in scanners}:
-        db.session.flush()  # the rows need their ids
-        for row in db.session.scalars(
-            select(ScanResult).where(
-                ScanResult.item_id == item.id, ScanResult.scan_round == scan_round
-            )
-        ):
-            outcome, duration_ms = answers[row.scanner]
-            row.attempts = 1
-            scanning.record_outcome(row.id, outcome, duration_ms)
+    if not scanners or answered:
         _route_and_announce(item.id, scan_round)
         return
     local_attempts = max((scanning.max_attempts_for(s) for s in scanners if s.local), default=1)
@@ -115,7 +112,7 @@ def _scan_fast_and_local(item: Item) -> dict[str, tuple[Any, int]] | None:
     loader = scanning.media_loader(item.sha256)
     answers = {}
     for scanner in scanners:
-        settings = effective_settings(scanner, db.session.get(PluginConfig, scanner.name))
+        settings = settings_for(scanner)
         ctx = scanning.scan_context(
             item, settings, attempt=1, timeout=scanner.timeout, loader=loader
         )
@@ -327,7 +324,7 @@ def _scan_and_record(
             final=True,
         )
         return True
-    settings = effective_settings(scanner, db.session.get(PluginConfig, scanner.name))
+    settings = settings_for(scanner)
     ctx = scanning.scan_context(
         item, settings, attempt=row.attempts, timeout=scanner.timeout, loader=loader
     )

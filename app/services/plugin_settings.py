@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import g
 from sqlalchemy import select
 
 from app.extensions import db
@@ -86,8 +87,8 @@ def enabled_scanners(*, fast_only: bool = False) -> list[tuple[Scanner, dict[str
     ]
 
 
-def _switched_on(fast_only: bool) -> list[tuple[Scanner, PluginConfig | None]]:
-    configs = _configs()
+def _switched_on(fast_only: bool) -> list[tuple[Scanner, StoredConfig | None]]:
+    configs = _stored_configs()
     chosen = []
     for scanner in sorted(current_plugins().scanners.values(), key=lambda s: s.name):
         config = configs.get(scanner.name)
@@ -97,10 +98,17 @@ def _switched_on(fast_only: bool) -> list[tuple[Scanner, PluginConfig | None]]:
     return chosen
 
 
-def effective_settings(plugin: Scanner | Action, config: PluginConfig | None) -> dict[str, Any]:
+def effective_settings(
+    plugin: Scanner | Action, config: PluginConfig | StoredConfig | None
+) -> dict[str, Any]:
     """The values a plugin runs with: stored ones, defaults for the rest, secrets decrypted."""
     values = dict(config.settings or {}) if config else {}
     return _merged(plugin, values, _secrets(config))
+
+
+def settings_for(plugin: Scanner | Action) -> dict[str, Any]:
+    """effective_settings of the plugin's stored configuration (read once per request or job)."""
+    return effective_settings(plugin, _stored_configs().get(plugin.name))
 
 
 def save_settings(
@@ -134,6 +142,7 @@ def save_settings(
             details={"changed": changed},
         )
     db.session.commit()
+    _forget_stored_configs()
     return changed
 
 
@@ -159,6 +168,7 @@ def set_enabled(name: str, enabled: bool, actor: Actor, user_id: int | None = No
             details={"enabled": enabled},
         )
     db.session.commit()
+    _forget_stored_configs()
 
 
 def test_connection(
@@ -191,6 +201,7 @@ def test_connection(
         details={"ok": result.ok},
     )
     db.session.commit()
+    _forget_stored_configs()
     return result
 
 
@@ -309,7 +320,45 @@ def _configs() -> dict[str, PluginConfig]:
     return {c.name: c for c in db.session.scalars(select(PluginConfig))}
 
 
-def _secrets(config: PluginConfig | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StoredConfig:
+    """What a scan needs of a plugin's stored configuration, read once per app context."""
+
+    name: str
+    enabled: bool
+    settings: dict[str, Any] | None
+    secrets_encrypted: str | None
+
+
+_CONFIGS_KEY = "modtools_plugin_configs"
+
+
+def _stored_configs() -> dict[str, StoredConfig]:
+    """Every plugin's stored configuration, read once per request or job (one SELECT).
+
+    A job asks several times (which scanners run, their settings, the round's routing); the
+    answer cannot change under it except through this module, which forgets it on every change.
+    """
+    found = g.get(_CONFIGS_KEY)
+    if found is None:
+        rows = db.session.execute(
+            select(
+                PluginConfig.name,
+                PluginConfig.enabled,
+                PluginConfig.settings,
+                PluginConfig.secrets_encrypted,
+            )
+        )
+        found = {row.name: StoredConfig(*row) for row in rows}
+        g.setdefault(_CONFIGS_KEY, found)
+    return found
+
+
+def _forget_stored_configs() -> None:
+    g.pop(_CONFIGS_KEY, None)
+
+
+def _secrets(config: PluginConfig | StoredConfig | None) -> dict[str, Any]:
     if config is None or not config.secrets_encrypted:
         return {}
     try:

@@ -120,16 +120,22 @@ def describe_error(error: BaseException, secrets: Sequence[str] = ()) -> str:
 
 def record_outcome(result_id: int, outcome: ScanOutcome, duration_ms: int) -> bool:
     """Store a scanner's answer on its row (if the row still waits for one); the caller commits."""
-    return _finish(
-        result_id,
-        status=ScanStatus.DONE,
-        verdict=outcome.verdict,
-        labels=list(outcome.labels),
-        matches=list(outcome.matches),
-        raw=outcome.raw,
-        duration_ms=duration_ms,
-        error=None,
-    )
+    return _finish(result_id, **outcome_values(outcome, duration_ms))
+
+
+def outcome_values(outcome: ScanOutcome, duration_ms: int, **more: Any) -> dict[str, Any]:
+    """The columns of a scan result row that holds ``outcome`` (``more`` added)."""
+    return {
+        "status": ScanStatus.DONE,
+        "verdict": outcome.verdict,
+        "labels": list(outcome.labels),
+        "matches": list(outcome.matches),
+        "raw": outcome.raw,
+        "duration_ms": duration_ms,
+        "error": None,
+        "finished_at": utcnow(),
+        **more,
+    }
 
 
 def record_failure(result_id: int, message: str, duration_ms: int | None, *, final: bool) -> bool:
@@ -209,7 +215,7 @@ def _finish(result_id: int, **values: Any) -> bool:
         db.session.execute(
             update(ScanResult)
             .where(ScanResult.id == result_id, ScanResult.status.in_(ScanStatus.UNFINISHED))
-            .values(finished_at=utcnow(), **values)
+            .values(**{"finished_at": utcnow(), **values})
             .execution_options(synchronize_session=False)
         ).rowcount
     )
