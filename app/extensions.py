@@ -76,6 +76,19 @@ class _DbCommand(click.Command):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def core_write(statement: Any) -> Any:
+    """Run an INSERT, UPDATE or DELETE on the session's connection, in its transaction.
+
+    For the hot paths (the audit head, job claims, routing): executed through the session, such
+    statements also pay for the ORM's bookkeeping of loaded objects, which these callers do not
+    need (they touch no loaded object, or commit before reading one). Unlike session.execute
+    this does not flush pending objects first.
+    """
+    return db.session.connection().execute(statement)
+
+
 login_manager = LoginManager()
 csrf = CSRFProtect()
 migrate = Migrate()

@@ -21,6 +21,7 @@ Target (DESIGN.md, issue #4): full pipeline with local scanners >= 50 items/s on
 from __future__ import annotations
 
 import argparse
+import os
 import base64
 import http.client
 import json
@@ -182,7 +183,7 @@ def main() -> None:
             submitted = time.perf_counter()
             cpu_submitted = cpu_seconds(server.pid)
             backlog = sum(n for status, n in counts(database).items() if status in WAITING)
-            spy = start_profile(args.profile, server.pid, idle=True) if args.profile else None
+            spy = start_profile(args.profile, server.pid, idle=not os.environ.get("BENCH_PROFILE_GIL")) if args.profile else None
             finished = wait_routed(database, sent["accepted"] + 1, args.timeout)
             cpu = cpu_seconds(server.pid) - cpu_before
             cpu_drain = cpu_seconds(server.pid) - cpu_submitted

@@ -273,6 +273,7 @@ def start_profile(path: str, pid: int, idle: bool = False) -> subprocess.Popen[b
             "record",
             "--threads",
             *(["--idle"] if idle else []),
+            *(["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []),
             "--format",
             "flamegraph" if path.endswith(".svg") else "raw",
             "-o",

@@ -46,10 +46,10 @@ def test_items_arriving_together_share_commits_and_keep_the_audit_chain(app: Fla
     bodies = [item_body(f"many-{i}", jpeg(seed=i)) for i in range(16)]
     with app.app_context():
         engine = db.engine
-    commits: list[int] = []
+    commits: list[str] = []
 
     def count(connection: Any) -> None:
-        commits.append(1)
+        commits.append(threading.current_thread().name)
 
     event.listen(engine, "commit", count)
     try:
@@ -63,8 +63,9 @@ def test_items_arriving_together_share_commits_and_keep_the_audit_chain(app: Fla
         ).scalars()
         assert set(jobs_per_item) == {1}
         assert audit.verify_chain() == []
-    # Each item's own processing commits too (jobs run inline here); acceptance took fewer.
-    assert len(commits) < 16 * 5
+    # Each item's own processing commits too (jobs run inline in the request threads here);
+    # accepting the sixteen took fewer commits than items.
+    assert 1 <= commits.count("modtools-intake") < 16
 
 
 def test_a_failed_flush_refuses_the_whole_batch_and_keeps_nothing(

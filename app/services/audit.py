@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.extensions import db
+from app.extensions import core_write, db
 from app.models.audit import AuditEvent, AuditHead
 from app.models.types import utcnow
 
@@ -119,7 +119,7 @@ def chain(entries: list[Entry]) -> list[dict[str, Any]]:
     SQLite, row lock on PostgreSQL) until the caller's transaction ends.
     """
     count = len(entries)
-    head = db.session.execute(
+    head = core_write(
         update(AuditHead)
         .where(AuditHead.id == 1)
         .values(seq=AuditHead.seq + count)
@@ -150,7 +150,7 @@ def chain(entries: list[Entry]) -> list[dict[str, Any]]:
         }
         row["hash"] = prev_hash = _content_hash(row)
         rows.append(row)
-    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev_hash))
+    core_write(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev_hash))
     return rows
 
 

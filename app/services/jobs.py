@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from app.extensions import db, huey
+from app.extensions import core_write, db, huey
 from app.models.job import Job, JobStatus, WorkerProcess
 from app.models.types import utcnow
 
@@ -88,7 +88,7 @@ def dispatch_now(job_ids: list[str]) -> None:
 def run(job_id: str, owner: str) -> str:
     """Claim and run one job; return its status afterwards. Called by the Huey task."""
     now = utcnow()
-    claimed = db.session.execute(
+    claimed = core_write(
         update(Job)
         .where(
             Job.id == job_id,
@@ -107,7 +107,8 @@ def run(job_id: str, owner: str) -> str:
     except Exception as exc:
         db.session.rollback()
         return _record_failure(job_id, exc)
-    db.session.execute(
+    db.session.flush()  # the handler's last changes, before the row that says it is done
+    core_write(
         update(Job)
         .where(Job.id == job_id, Job.owner == owner)
         .values(status=JobStatus.DONE, finished_at=utcnow(), error=None)

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import exists, func, select, update
 
-from app.extensions import db
+from app.extensions import core_write, db
 from app.models.item import Item
 from app.models.scan import ScanResult, ScanStatus
 from app.models.types import utcnow
@@ -225,7 +225,7 @@ def route_when_complete(item_id: str, scan_round: int) -> str | None:
         ScanResult.status.in_(ScanStatus.UNFINISHED),
     )
     now = utcnow()
-    routed = db.session.execute(
+    routed = core_write(  # the results were flushed by the query above
         update(Item)
         .where(Item.id == item_id, Item.status == Status.SCANNING, ~newer_round, ~still_scanning)
         .values(
@@ -235,7 +235,6 @@ def route_when_complete(item_id: str, scan_round: int) -> str | None:
             scanned_at=now,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
     ).rowcount
     if not routed:
         return None
