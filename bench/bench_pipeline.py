@@ -21,7 +21,6 @@ Target (DESIGN.md, issue #4): full pipeline with local scanners >= 50 items/s on
 from __future__ import annotations
 
 import argparse
-import os
 import base64
 import http.client
 import json
@@ -157,6 +156,9 @@ def main() -> None:
         help="py-spy the server while the worker drains the backlog (idle threads included): "
         ".svg flame graph, else collapsed stacks",
     )
+    parser.add_argument(
+        "--gil", action="store_true", help="with --profile: only the thread holding the GIL"
+    )
     args = parser.parse_args()
     count = args.items or (300 if args.quick else 1000)
     bank_size = args.bank_size or (100_000 if args.quick else 1_000_000)
@@ -183,7 +185,11 @@ def main() -> None:
             submitted = time.perf_counter()
             cpu_submitted = cpu_seconds(server.pid)
             backlog = sum(n for status, n in counts(database).items() if status in WAITING)
-            spy = start_profile(args.profile, server.pid, idle=not os.environ.get("BENCH_PROFILE_GIL")) if args.profile else None
+            spy = (
+                start_profile(args.profile, server.pid, idle=not args.gil, gil=args.gil)
+                if args.profile
+                else None
+            )
             finished = wait_routed(database, sent["accepted"] + 1, args.timeout)
             cpu = cpu_seconds(server.pid) - cpu_before
             cpu_drain = cpu_seconds(server.pid) - cpu_submitted

@@ -261,9 +261,12 @@ def server_errors(log_path: Path) -> list[str]:
     return errors
 
 
-def start_profile(path: str, pid: int, idle: bool = False) -> subprocess.Popen[bytes]:
+def start_profile(
+    path: str, pid: int, idle: bool = False, gil: bool = False
+) -> subprocess.Popen[bytes]:
     """py-spy recording ``pid`` into ``path`` (.svg: a flame graph, else collapsed stacks), per
-    thread; with ``idle`` also the time threads spend waiting (locks, fsync, sockets)."""
+    thread; with ``idle`` also the time threads spend waiting (locks, fsync, sockets), with
+    ``gil`` only the thread holding the GIL (what limits one process)."""
     spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH')}")
     if spy is None:
         raise SystemExit("profiling needs py-spy (not in the requirements): pip install py-spy")
@@ -273,7 +276,7 @@ def start_profile(path: str, pid: int, idle: bool = False) -> subprocess.Popen[b
             "record",
             "--threads",
             *(["--idle"] if idle else []),
-            *(["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []),
+            *(["--gil"] if gil else []),
             "--format",
             "flamegraph" if path.endswith(".svg") else "raw",
             "-o",
