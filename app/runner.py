@@ -17,7 +17,7 @@ from types import FrameType
 from flask import Flask
 
 from app.extensions import huey
-from app.services import actions, intake, jobs, storage
+from app.services import actions, bank_matching, intake, jobs, storage
 from app.tasks import PROCESS
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,18 @@ def run_worker(app: Flask) -> None:
     log.info("worker stopped")
 
 
+def start_background_work(app: Flask) -> WorkerRuntime | None:
+    """Start the embedded worker (``EMBEDDED_WORKER``) and return it; in a web-only process,
+    build the PDQ index instead, which the worker's consumer otherwise builds as it starts:
+    either way the first ``/api/v1/check`` after a restart does not wait for it."""
+    if app.config["EMBEDDED_WORKER"]:
+        runtime = WorkerRuntime(app)
+        runtime.start()
+        return runtime
+    bank_matching.build_in_background(app)
+    return None
+
+
 def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     """Web server and consumer in one process, until SIGINT or SIGTERM."""
     from waitress import create_server
@@ -123,9 +135,7 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     host = host or app.config["HOST"]
     port = int(port or app.config["PORT"])
     check_media(app)
-    runtime = WorkerRuntime(app) if app.config["EMBEDDED_WORKER"] else None
-    if runtime:
-        runtime.start()
+    runtime = start_background_work(app)
     # Web and worker threads share one GIL; handing it over more often than CPython's 5 ms keeps
     # waitress's I/O thread and short requests from queueing behind a job's long computation.
     sys.setswitchinterval(app.config["SWITCH_INTERVAL_MS"] / 1000)

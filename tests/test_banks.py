@@ -333,3 +333,16 @@ def test_a_failed_start_up_build_leaves_the_build_to_the_first_lookup(
     with app.app_context():
         assert pdq_match(PDQ_A) == [("CSAM", 0)]
     assert len(calls) == 2
+
+
+def test_a_web_only_server_builds_the_index_as_it_starts(app: Flask) -> None:
+    """EMBEDDED_WORKER=false (scale-out web processes): no consumer there to build it."""
+    from app.runner import start_background_work
+
+    with app.app_context():
+        add(make_bank(), "pdq", PDQ_A)
+    app.config["EMBEDDED_WORKER"] = False
+    assert start_background_work(app) is None
+    app.extensions[bank_matching.WARM_UP_KEY].join(30)
+    index = bank_matching.matcher(app).index
+    assert index is not None and len(index) == 1

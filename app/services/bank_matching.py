@@ -2,9 +2,10 @@
 
 Each process (web server, worker) holds one :class:`BankMatcher` on its app, in
 ``app.extensions["modtools_banks"]``. A Huey consumer builds the PDQ index from the database in
-a background thread as it starts (:func:`build_in_background`), so with the default
-``python wsgi.py`` and with ``flask worker`` no lookup waits seconds for it after a restart;
-otherwise the first lookup builds it. Before every lookup the matcher reads
+a background thread as it starts (:func:`build_in_background`), and so does a web-only server
+(``EMBEDDED_WORKER=false``), so with ``python wsgi.py`` in either mode and with ``flask worker``
+no lookup waits seconds for it after a restart; elsewhere (tests, the CLI) the first lookup
+builds it. Before every lookup the matcher reads
 ``SELECT max(id) FROM bank_changes`` (one index seek, through the driver: about 10 µs) and applies
 only the newer changes. So an entry added in the web process is matched by a worker's next
 lookup, and the other way round, with no restart and no full rebuild. The log is pruned daily
