@@ -1,8 +1,9 @@
 """The synchronous check: is this image known-bad, before the platform publishes it?
 
-The image is checked and hashed once, exactly as ``ingest.check_image`` does (type, size, bomb
-limits, SHA-256, MD5, PDQ), but with the picture decoded and hashed on a helper thread while the
-request's thread digests the bytes and reads the scanner settings. Then only the switched-on
+The image is checked and hashed once, with the same checks as ``ingest.check_image`` (type,
+size, bomb limits, SHA-256, MD5, PDQ), but with the picture decoded and hashed on a helper thread
+while the request's thread digests the bytes and reads the scanner settings; a colour JPEG is
+decoded as brightness only, all PDQ looks at (``hashing.hash_luma``). Then only the switched-on
 ``fast`` scanners (the hash banks by default) look at it in this process. Each match's bank
 labels map to a verdict through ``CHECK_VERDICTS``; the strictest wins. Nothing here ever answers
 "allow" because something broke: a scanner that raises, times out or has no rate-limit token
