@@ -59,19 +59,16 @@ def start_scan(
 
     Raises ``IllegalTransition`` when the item's state does not allow scanning (``removed``).
     """
-    first = item.status == Status.RECEIVED  # nothing returns to "received": no round before
-    if first:
+    if item.status == Status.RECEIVED:
         current_plugins().fire("item_received", item=item)
     answers = _scan_fast_and_local(item) if inline else None
     transition(item, Status.SCANNING, actor, reason)
-    scan_round = 1
-    if not first:
-        scan_round += (
-            db.session.scalar(
-                select(func.max(ScanResult.scan_round)).where(ScanResult.item_id == item.id)
-            )
-            or 0
+    scan_round = (
+        db.session.scalar(
+            select(func.max(ScanResult.scan_round)).where(ScanResult.item_id == item.id)
         )
+        or 0
+    ) + 1
     if scan_round > 1:
         db.session.execute(
             update(ScanResult)
