@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import text
 
 from app.extensions import db
@@ -182,6 +183,22 @@ def test_enqueue_also_accepts_the_image_as_an_item(
         assert item.status == "queued"  # accepted, processed and scanned (jobs run inline here)
     again = check(client, token, query="?enqueue=1&external_id=upload-77").get_json()
     assert again["item"]["id"] == body["item"]["id"]  # re-delivery is the same item
+
+
+def test_enqueue_keeps_the_checks_hashes_instead_of_checking_again(
+    app: Flask, client: FlaskClient, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    body = check(client, token, query="?enqueue=true&external_id=upload-78").get_json()
+    # Once for the check, once by the worker for the previews (jobs run inline here); the
+    # accepted item is not checked a second time, and keeps the hash the platform was told.
+    assert len(opened) == 2
+    with app.app_context():
+        item = db.session.get(Item, body["item"]["id"])
+        assert (item.pdq, item.pdq_quality) == (body["pdq"], body["pdq_quality"])
+        assert item.pdq is not None and item.has_derivatives
 
 
 def test_a_scanner_that_fails_never_answers_allow(

@@ -150,7 +150,7 @@ def check_image(
         image_data=data,
         declared_type=declared_type,
     )
-    item = ingest.accept_item(source, submission, actor, limits).item
+    item = ingest.accept_item(source, submission, actor, limits, hashed=checked).item
     return replace(answer, item_id=item.id, item_status=item.status)
 
 

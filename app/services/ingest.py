@@ -79,11 +79,18 @@ class Accepted:
 
 
 def accept_item(
-    source: Source | SourceRef, submission: Submission, actor: Actor, limits: Limits | None = None
+    source: Source | SourceRef,
+    submission: Submission,
+    actor: Actor,
+    limits: Limits | None = None,
+    *,
+    hashed: HashedImage | None = None,
 ) -> Accepted:
     """Check, store and record one submission; commit; queue ``process_item``.
 
-    Raises ``media.MediaError`` for an image we refuse; nothing is stored then.
+    ``hashed`` is for a caller that has checked and hashed the submission's bytes already (the
+    synchronous check): they are not checked again, and the item keeps that PDQ hash. Raises
+    ``media.MediaError`` for an image we refuse; nothing is stored then.
     """
     existing = find_by_external_id(source.id, submission.external_id)
     if existing is not None:
@@ -92,13 +99,17 @@ def accept_item(
     if submission.image_data is None:
         row["image_url"] = submission.image_url
         return _record(row, actor)
-    # The checks and digests only: the worker decodes the picture for PDQ and previews.
-    checked = check_upload(submission.image_data, submission.declared_type, limits)
+    if hashed is not None:
+        info, sha256, md5 = hashed.info, hashed.hashes.sha256, hashed.hashes.md5
+        row["pdq"], row["pdq_quality"] = hashed.hashes.pdq, hashed.hashes.pdq_quality
+    else:  # the checks and digests only: the worker decodes the picture for PDQ and previews
+        checked = check_upload(submission.image_data, submission.declared_type, limits)
+        info, sha256, md5 = checked.info, checked.sha256, checked.md5
     # Flushed to disk by the intake writer, together with the others of its batch.
     storage.original_store().put(submission.image_data, sync=False)
-    row.update(media_columns(checked.info, checked.sha256, checked.md5))
+    row.update(media_columns(info, sha256, md5))
     row["bytes"] = len(submission.image_data)
-    return _record(row, actor, blob=checked.sha256)
+    return _record(row, actor, blob=sha256)
 
 
 def ingest_upload(
