@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from app.extensions import QueueStorage, db, huey
 from app.models.item import Item
 from app.models.job import Job
 from app.security import public
-from app.services import audit, intake, storage
+from app.services import audit, intake, jobs, storage
 from app.services.traffic import Traffic, traffic_of
 from tests.api_helpers import bearer, item_body, item_count, jpeg, make_source
 from tests.conftest import make_test_config
@@ -168,6 +169,42 @@ def test_every_accepted_item_has_its_job_on_the_queue_once_drained(
         assert queued[-1] is None  # twelve messages, no more
         on_queue = [huey.deserialize_task(message).args[0] for message in queued[:-1]]
         assert sorted(on_queue) == sorted(job_ids) and len(job_ids) == 12
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_a_queue_that_fails_for_a_moment_still_gets_every_job(
+    instance_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(
+        make_test_config(
+            instance_path, HUEY_IMMEDIATE=False, HUEY_URL=f"sqlite:///{tmp_path / 'huey.db'}"
+        )
+    )
+    with app.app_context():
+        db.create_all()
+    monkeypatch.setattr(intake, "DISPATCH_RETRY_SECONDS", (0.05, 0.05))
+    real_dispatch_now = jobs.dispatch_now
+    failures = []
+
+    def locked_once(job_ids: list[str]) -> None:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        real_dispatch_now(job_ids)
+
+    monkeypatch.setattr(jobs, "dispatch_now", locked_once)
+    try:
+        _, token = make_source(app)
+        bodies = [item_body(f"retried-{i}", jpeg(seed=i)) for i in range(4)]
+        assert post_together(app, token, bodies) == [202] * 4
+        assert intake.drain(app, timeout=10)
+        messages = []
+        while (message := huey.storage.dequeue()) is not None:
+            messages.append(message)
+        assert failures == [1] and len(messages) == 4
     finally:
         with app.app_context():
             db.session.remove()

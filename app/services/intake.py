@@ -224,12 +224,27 @@ def write(batch: list[Arrival]) -> None:
         arrival.done.set()
 
 
+DISPATCH_RETRY_SECONDS = (0.5, 2.0, 8.0)  # a queue busy or briefly unreachable (Redis restarts)
+
+
 def _dispatch(job_ids: list[str]) -> None:
-    """Hand committed jobs to the queue, together, from one thread (no contention for it)."""
-    try:
-        jobs.dispatch_now(job_ids)
-    except Exception:  # the job rows are committed: start-up recovery queues them again
-        log.exception("could not queue %d jobs; they run after the next restart", len(job_ids))
+    """Hand committed jobs to the queue, together, from one thread (no contention for it).
+
+    A failure is retried a few times; after that the jobs stay committed and queued in the
+    database, and the next start-up's recovery hands them over.
+    """
+    for pause in (*DISPATCH_RETRY_SECONDS, None):
+        try:
+            jobs.dispatch_now(job_ids)
+            return
+        except Exception as error:
+            if pause is None:
+                log.exception(
+                    "could not queue %d jobs; they run after the next restart", len(job_ids)
+                )
+                return
+            log.warning("could not queue %d jobs (%s); trying again", len(job_ids), error)
+            time.sleep(pause)
 
 
 def _write_alone(arrival: Arrival) -> None:
