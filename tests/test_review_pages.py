@@ -293,3 +293,18 @@ def test_the_dashboard_fragment(app: Flask, client: FlaskClient) -> None:
     assert "Decided by you today" in html and "Revealed by you today" in html
     with app.app_context():
         assert db.session.scalars(select(AuditEvent)).all() == []  # looking changes nothing
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [("queued", "Routed because"), ("fetch_failed", "Not fetched because")],
+)
+def test_the_item_page_says_why_in_words_that_fit_its_state(
+    app: Flask, client: FlaskClient, status: str, label: str
+) -> None:
+    reason = "The image could not be fetched: The server answered 404 Not Found."
+    item_id = make_item(app, make_source(app), status=status, status_reason=reason)
+    login_as(client, make_user(app))
+    html = client.get(f"/review/items/{item_id}").get_data(as_text=True)
+    assert f"<dt>{label}</dt><dd>{reason}</dd>" in html
+    assert ("Routed because" in html) == (status == "queued")
