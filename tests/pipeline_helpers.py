@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from app import create_app
 from app.extensions import db
 from app.models.audit import AuditEvent
 from app.models.item import Item
@@ -189,3 +193,26 @@ def log_in_as(app: Flask, client: FlaskClient, role: str, email: str | None = No
         session["_user_id"] = session_id
         session["_fresh"] = True
     return user_id
+
+
+@contextmanager
+def app_without_consumer(instance_path: Path, tmp_path: Path, **config: Any) -> Iterator[Flask]:
+    """An app whose Huey queue is on disk with nobody consuming it: jobs wait for the test."""
+    from tests.conftest import make_test_config
+
+    app = create_app(
+        make_test_config(
+            instance_path,
+            **config,
+            HUEY_IMMEDIATE=False,
+            HUEY_URL=f"sqlite:///{tmp_path / 'huey.db'}",
+        )
+    )
+    with app.app_context():
+        db.create_all()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -12,7 +12,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, func, select
 
-from app import create_app
 from app.extensions import QueueStorage, db, huey
 from app.models.item import Item
 from app.models.job import Job
@@ -20,7 +19,7 @@ from app.security import public
 from app.services import audit, intake, jobs, storage
 from app.services.traffic import Traffic, traffic_of
 from tests.api_helpers import bearer, item_body, item_count, jpeg, make_source
-from tests.conftest import make_test_config
+from tests.pipeline_helpers import app_without_consumer
 
 
 def post_together(app: Flask, token: str, bodies: list[Any]) -> list[int]:
@@ -150,15 +149,7 @@ def test_a_batch_of_jobs_goes_on_the_sqlite_queue_in_one_transaction(tmp_path: P
 def test_every_accepted_item_has_its_job_on_the_queue_once_drained(
     instance_path: Path, tmp_path: Path
 ) -> None:
-    # A real queue on disk with nobody consuming it: the jobs wait there for this test.
-    app = create_app(
-        make_test_config(
-            instance_path, HUEY_IMMEDIATE=False, HUEY_URL=f"sqlite:///{tmp_path / 'huey.db'}"
-        )
-    )
-    with app.app_context():
-        db.create_all()
-    try:
+    with app_without_consumer(instance_path, tmp_path) as app:
         _, token = make_source(app)
         bodies = [item_body(f"queued-{i}", jpeg(seed=i)) for i in range(12)]
         assert post_together(app, token, bodies) == [202] * 12
@@ -169,22 +160,11 @@ def test_every_accepted_item_has_its_job_on_the_queue_once_drained(
         assert queued[-1] is None  # twelve messages, no more
         on_queue = [huey.deserialize_task(message).args[0] for message in queued[:-1]]
         assert sorted(on_queue) == sorted(job_ids) and len(job_ids) == 12
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_a_queue_that_fails_for_a_moment_still_gets_every_job(
     instance_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = create_app(
-        make_test_config(
-            instance_path, HUEY_IMMEDIATE=False, HUEY_URL=f"sqlite:///{tmp_path / 'huey.db'}"
-        )
-    )
-    with app.app_context():
-        db.create_all()
     monkeypatch.setattr(intake, "DISPATCH_RETRY_SECONDS", (0.05, 0.05))
     real_dispatch_now = jobs.dispatch_now
     failures = []
@@ -196,7 +176,7 @@ def test_a_queue_that_fails_for_a_moment_still_gets_every_job(
         real_dispatch_now(job_ids)
 
     monkeypatch.setattr(jobs, "dispatch_now", locked_once)
-    try:
+    with app_without_consumer(instance_path, tmp_path) as app:
         _, token = make_source(app)
         bodies = [item_body(f"retried-{i}", jpeg(seed=i)) for i in range(4)]
         assert post_together(app, token, bodies) == [202] * 4
@@ -205,7 +185,3 @@ def test_a_queue_that_fails_for_a_moment_still_gets_every_job(
         while (message := huey.storage.dequeue()) is not None:
             messages.append(message)
         assert failures == [1] and len(messages) == 4
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()

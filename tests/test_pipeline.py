@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from tests.conftest import csrf_token, make_test_config
 from tests.fixtures.scanners import SCANNED_KEY
 from tests.pipeline_helpers import (
     TEST_PLUGINS,
+    app_without_consumer,
     configure,
     item_state,
     log_in_as,
@@ -209,31 +208,10 @@ def test_the_rate_limit_bucket_is_shared_by_concurrent_workers(app: Flask) -> No
     assert sorted(granted) == [False] * 7 + [True]
 
 
-@contextmanager
-def app_without_consumer(instance_path: Path, tmp_path: Path) -> Iterator[Flask]:
-    """An app whose Huey queue is on disk with nobody consuming it: jobs wait for the test."""
-    app = create_app(
-        make_test_config(
-            instance_path,
-            **TEST_PLUGINS,
-            HUEY_IMMEDIATE=False,
-            HUEY_URL=f"sqlite:///{tmp_path / 'huey.db'}",
-        )
-    )
-    with app.app_context():
-        db.create_all()
-    try:
-        yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
 def test_two_scanner_jobs_finishing_together_route_the_item_once(
     instance_path: Path, tmp_path: Path
 ) -> None:
-    with app_without_consumer(instance_path, tmp_path) as app:
+    with app_without_consumer(instance_path, tmp_path, **TEST_PLUGINS) as app:
         only_scanners(app, test_verdict={"verdict": "flag"}, test_flaky={})
         item_ids = [make_item(app, seed=seed) for seed in range(6)]
         for item_id in item_ids:
@@ -255,7 +233,7 @@ def test_routing_is_exactly_once_when_both_finishers_see_the_round_complete(
 ) -> None:
     # The sharpest race: both results are committed before either finisher looks, so both see
     # a complete round and both try to route. The conditional UPDATE lets exactly one through.
-    with app_without_consumer(instance_path, tmp_path) as app:
+    with app_without_consumer(instance_path, tmp_path, **TEST_PLUGINS) as app:
         only_scanners(app, test_verdict={}, test_flaky={})
         for seed in range(10):
             item_id = make_item(app, seed=seed)
