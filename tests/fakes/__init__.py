@@ -140,6 +140,17 @@ def running(service: Service) -> Iterator[Service]:
         server.stop()
 
 
+@contextmanager
+def serving(service: Service) -> Iterator[Service]:
+    """``running(service)`` for a vendor test: and afterwards, nothing but loopback was contacted
+    (the fake answered everything; no request escaped towards the real service)."""
+    from tests.api_helpers import loopback_only
+
+    with loopback_only() as escaped, running(service) as served:
+        yield served
+    assert escaped == []  # nothing but loopback was ever contacted
+
+
 # --- driving the app against a fake ---------------------------------------------------------------
 
 
