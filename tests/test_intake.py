@@ -185,3 +185,23 @@ def test_a_queue_that_fails_for_a_moment_still_gets_every_job(
         while (message := huey.storage.dequeue()) is not None:
             messages.append(message)
         assert failures == [1] and len(messages) == 4
+
+
+def test_a_writer_failure_answers_the_waiting_request_at_once(
+    app: Flask, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = make_source(app)
+    real_write, calls = intake.write, []
+
+    def broken_once(batch: list[intake.Arrival]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("disk controller on fire")
+        real_write(batch)
+
+    monkeypatch.setattr(intake, "write", broken_once)
+    started = time.monotonic()
+    first = client.post("/api/v1/items", json=item_body("w-1", jpeg(1)), headers=bearer(token))
+    assert first.status_code == 500 and time.monotonic() - started < 10  # not the 60 s wait
+    second = client.post("/api/v1/items", json=item_body("w-2", jpeg(2)), headers=bearer(token))
+    assert second.status_code == 202 and item_count(app) == 1

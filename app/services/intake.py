@@ -101,10 +101,21 @@ class IntakeWriter:
                     batch = self._next_batch()
                     if batch is None:
                         return
-                    write(batch)
-                    self.dispatcher.submit(
-                        [a.job_id for a in batch if a.created and a.job_id is not None]
-                    )
+                    try:
+                        write(batch)
+                        # Before the requests hear back: a server that stops once they are
+                        # answered then finds these jobs in the dispatcher when it drains it.
+                        self.dispatcher.submit(
+                            [a.job_id for a in batch if a.created and a.job_id is not None]
+                        )
+                    except Exception as error:  # never leave a request waiting for nothing
+                        log.exception("the intake writer failed on a batch of %d", len(batch))
+                        for arrival in batch:
+                            if arrival.item_id is None and arrival.error is None:
+                                arrival.error = error
+                    finally:
+                        for arrival in batch:
+                            arrival.done.set()
             finally:
                 db.session.remove()
 
@@ -177,6 +188,7 @@ class Dispatcher:
                 try:
                     _dispatch(job_ids)
                 finally:
+                    db.session.remove()
                     for _ in range(taken):
                         self.pending.task_done()
 
@@ -202,7 +214,8 @@ def commit_arrival(arrival: Arrival) -> Arrival:
 
 
 def write(batch: list[Arrival]) -> None:
-    """Commit ``batch`` in one transaction, or, if that fails, each arrival on its own."""
+    """Commit ``batch`` in one transaction, or, if that fails, each arrival on its own; the
+    caller then wakes the arrivals' requests."""
     try:
         # The originals first: a committed item must never name a blob a power cut could lose.
         storage.original_store().sync([a.blob for a in batch if a.blob is not None])
@@ -220,8 +233,6 @@ def write(batch: list[Arrival]) -> None:
         for arrival in batch:
             arrival.created, arrival.item_id = True, arrival.row["id"]
             arrival.status = arrival.row["status"]
-    for arrival in batch:
-        arrival.done.set()
 
 
 DISPATCH_RETRY_SECONDS = (0.5, 2.0, 8.0)  # a queue busy or briefly unreachable (Redis restarts)
