@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from app.extensions import core_write, db
 from app.models.audit import AuditEvent, AuditHead
@@ -104,12 +104,11 @@ def record(
     target_type: str | None = None,
     target_id: Any = None,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Append an event in the current transaction; the caller commits."""
-    (row,) = chain([Entry(action, actor, target_type, target_id, details)])
-    event = AuditEvent(**row)
-    db.session.add(event)
-    return event
+    core_write(
+        insert(AuditEvent).values(chain([Entry(action, actor, target_type, target_id, details)]))
+    )
 
 
 def chain(entries: list[Entry]) -> list[dict[str, Any]]:

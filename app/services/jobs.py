@@ -96,14 +96,14 @@ def run(job_id: str, owner: str) -> str:
             or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now + timedelta(seconds=1)),
         )
         .values(status=JobStatus.RUNNING, owner=owner, attempts=Job.attempts + 1, started_at=now)
-    ).rowcount
+        .returning(Job.name, Job.args)
+    ).one_or_none()
     db.session.commit()
-    if not claimed:
+    if claimed is None:
         return "skipped"
-    job = db.session.get(Job, job_id)
-    assert job is not None
+    name, args = claimed
     try:
-        HANDLERS[job.name](*job.args)
+        HANDLERS[name](*args)
     except Exception as exc:
         db.session.rollback()
         return _record_failure(job_id, exc)
