@@ -135,10 +135,12 @@ def file_digests(data: bytes) -> tuple[str, str]:
 def pdq_hash(image: Image.Image) -> tuple[str | None, int]:
     """The PDQ hash (64 hex characters, or None when quality is below 50) and its quality.
 
-    ``image`` may be anything Pillow opened, in any mode and orientation; a JPEG not yet decoded
-    is decoded at reduced scale. For an animation this hashes the current (first) frame.
+    ``image`` may be anything Pillow opened, in any mode and orientation; a colour JPEG not yet
+    decoded is decoded at reduced scale and as brightness only, like the check's (hash_luma).
+    For an animation this hashes the current (first) frame.
     """
-    return pdq_of_picture(prepare_picture(image))
+    draft_for(image, PICTURE_SIDE, luma=True)
+    return pdq_of_picture(prepare_luma(image))
 
 
 def prepare_picture(image: Image.Image, side: int = PICTURE_SIDE) -> Image.Image:
