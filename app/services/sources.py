@@ -216,11 +216,10 @@ class SourceRef:
 
 @dataclass(frozen=True)
 class Grant:
-    """What a valid bearer token grants: its id, and its source's id and slug."""
+    """What a valid bearer token grants: the token's id, and its source."""
 
     token_id: int
-    source_id: int
-    source_slug: str
+    source: SourceRef
 
 
 def check_token(raw_token: str) -> Grant | None:
@@ -267,7 +266,7 @@ def check_token(raw_token: str) -> Grant | None:
             .values(last_used_at=now)
         )
         db.session.commit()
-    return Grant(token_id, source_id, slug)
+    return Grant(token_id, SourceRef(source_id, slug))
 
 
 def authenticate_token(raw_token: str) -> ApiToken | None:

@@ -70,13 +70,13 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 def current_source() -> Source:
     """The source whose token authenticated this request (loaded on first use)."""
     if "api_source" not in g:
-        g.api_source = db.session.get(Source, g.api_grant.source_id)
+        g.api_source = db.session.get(Source, g.api_grant.source.id)
     return g.api_source
 
 
 def current_source_ref() -> SourceRef:
     """The id and slug of this request's source, without loading it (the ingest path)."""
-    return SourceRef(g.api_grant.source_id, g.api_grant.source_slug)
+    return g.api_grant.source
 
 
 def current_actor() -> Actor:
