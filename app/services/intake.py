@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import Flask, current_app
 from sqlalchemy import insert, select
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64  # enough to amortise a commit; small enough that one batch never takes long
 IDLE_SECONDS = 2.0  # a writer with nothing to do for this long stops; the next arrival restarts it
 WAIT_SECONDS = 60.0  # a request never waits longer than this for its commit
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,128 +72,116 @@ class Arrival:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class IntakeWriter:
-    """The thread that commits arrivals in batches for one app."""
+class BatchThread(Generic[T]):
+    """A thread per app that handles what is put to it in batches of up to ``max_batch``.
+
+    Started by the first ``put``, stopped after ``IDLE_SECONDS`` with nothing to do; ``drain``
+    waits until everything put so far has been handled.
+    """
+
+    name = "modtools-batch"
+    max_batch = MAX_BATCH
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.arrivals: queue.Queue[Arrival] = queue.Queue()
+        self.items: queue.Queue[T] = queue.Queue()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+
+    def put(self, item: T) -> None:
+        with self.lock:
+            self.items.put(item)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self.thread.start()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for everything put so far to be handled."""
+        deadline = time.monotonic() + timeout
+        with self.items.all_tasks_done:
+            while self.items.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.items.all_tasks_done.wait(remaining)
+        return True
+
+    def handle(self, batch: list[T]) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            while (batch := self._next_batch()) is not None:
+                try:
+                    self.handle(batch)
+                except Exception:  # the thread must live on, or nothing put later is handled
+                    log.exception("%s failed on a batch of %d", self.name, len(batch))
+                finally:
+                    db.session.remove()
+                    for _ in batch:
+                        self.items.task_done()
+
+    def _next_batch(self) -> list[T] | None:
+        try:
+            batch = [self.items.get(timeout=IDLE_SECONDS)]
+        except queue.Empty:
+            with self.lock:
+                if self.items.empty():  # nothing slipped in while we gave up: stop
+                    self.thread = None
+                    return None
+            return self._next_batch()
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self.items.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+
+class IntakeWriter(BatchThread[Arrival]):
+    """The thread that commits arrivals in batches for one app."""
+
+    name = "modtools-intake"
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
         self.dispatcher = Dispatcher(app)
 
     def submit(self, arrival: Arrival) -> Arrival:
         """Queue ``arrival`` and wait until it is committed (or has failed, which is raised)."""
-        with self.lock:
-            self.arrivals.put(arrival)
-            if self.thread is None:
-                self.thread = threading.Thread(
-                    target=self._run, name="modtools-intake", daemon=True
-                )
-                self.thread.start()
+        self.put(arrival)
         if not arrival.done.wait(WAIT_SECONDS):
             raise TimeoutError("The database did not accept the item in time; resend it.")
         if arrival.error is not None:
             raise arrival.error
         return arrival
 
-    def _run(self) -> None:
-        with self.app.app_context():
-            try:
-                while True:
-                    batch = self._next_batch()
-                    if batch is None:
-                        return
-                    try:
-                        write(batch)
-                        # Before the requests hear back: a server that stops once they are
-                        # answered then finds these jobs in the dispatcher when it drains it.
-                        self.dispatcher.submit(
-                            [a.job_id for a in batch if a.created and a.job_id is not None]
-                        )
-                    except Exception as error:  # never leave a request waiting for nothing
-                        log.exception("the intake writer failed on a batch of %d", len(batch))
-                        for arrival in batch:
-                            if arrival.item_id is None and arrival.error is None:
-                                arrival.error = error
-                    finally:
-                        for arrival in batch:
-                            arrival.done.set()
-            finally:
-                db.session.remove()
-
-    def _next_batch(self) -> list[Arrival] | None:
+    def handle(self, batch: list[Arrival]) -> None:
         try:
-            batch = [self.arrivals.get(timeout=IDLE_SECONDS)]
-        except queue.Empty:
-            with self.lock:
-                if self.arrivals.empty():  # nothing slipped in while we gave up: stop
-                    self.thread = None
-                    return None
-            return self._next_batch()
-        while len(batch) < MAX_BATCH:
-            try:
-                batch.append(self.arrivals.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+            write(batch)
+            # Before the requests hear back: a server that stops once they are answered then
+            # finds these jobs in the dispatcher when it drains it.
+            job_ids = [a.job_id for a in batch if a.created and a.job_id is not None]
+            if job_ids and not huey.immediate:  # inline, each request runs its job itself
+                self.dispatcher.put(job_ids)
+        except Exception as error:  # never leave a request waiting for nothing
+            log.exception("the intake writer failed on a batch of %d", len(batch))
+            for arrival in batch:
+                if arrival.item_id is None and arrival.error is None:
+                    arrival.error = error
+        finally:
+            for arrival in batch:
+                arrival.done.set()
 
 
-class Dispatcher:
+class Dispatcher(BatchThread[list[str]]):
     """The thread that hands committed jobs to the queue, as many at a time as have piled up."""
 
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.pending: queue.Queue[list[str]] = queue.Queue()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
+    name = "modtools-intake-queue"
+    max_batch = 4  # writer batches: up to 4 × MAX_BATCH jobs in one queue transaction
 
-    def submit(self, job_ids: list[str]) -> None:
-        if not job_ids or huey.immediate:  # inline, each request runs its job itself
-            return
-        with self.lock:
-            self.pending.put(job_ids)
-            if self.thread is None:
-                self.thread = threading.Thread(
-                    target=self._run, name="modtools-intake-queue", daemon=True
-                )
-                self.thread.start()
-
-    def drain(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for every submitted job to be handed over."""
-        deadline = time.monotonic() + timeout
-        with self.pending.all_tasks_done:
-            while self.pending.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.pending.all_tasks_done.wait(remaining)
-        return True
-
-    def _run(self) -> None:
-        with self.app.app_context():
-            while True:
-                try:
-                    job_ids = self.pending.get(timeout=IDLE_SECONDS)
-                except queue.Empty:
-                    with self.lock:
-                        if self.pending.empty():
-                            self.thread = None
-                            return
-                    continue
-                taken = 1
-                while len(job_ids) < MAX_BATCH * 4:
-                    try:
-                        job_ids = job_ids + self.pending.get_nowait()
-                    except queue.Empty:
-                        break
-                    taken += 1
-                try:
-                    _dispatch(job_ids)
-                finally:
-                    db.session.remove()
-                    for _ in range(taken):
-                        self.pending.task_done()
+    def handle(self, batch: list[list[str]]) -> None:
+        _dispatch([job_id for job_ids in batch for job_id in job_ids])
 
 
 def writer() -> IntakeWriter:
