@@ -91,12 +91,7 @@ def check_image(
     # JPEG decoding, resizing and hashlib release the GIL, so with a second core free the digests
     # and the settings query cost no wall time beside the decode (bench/results.md, check).
     picture = helper_threads(current_app).submit(
-        hashing.hash_luma,
-        data,
-        max_bytes=limits.max_bytes,
-        max_pixels=limits.max_pixels,
-        max_frames=limits.max_frames,
-        declared_type=declared_type,
+        hashing.hash_luma, data, declared_type=declared_type, **limits.keywords()
     )
     sha256, md5 = hashing.file_digests(data)
     scanners = enabled_scanners(fast_only=True)

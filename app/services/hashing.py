@@ -80,9 +80,11 @@ def compute_hashes_and_info(data: bytes, **limits: Any) -> HashedImage:
 
     ``limits`` are media.open_image's keywords: max_bytes, max_pixels, max_frames, declared_type.
     """
-    hashed = hash_picture(data, **limits)
+    info, image = open_image(data, reduce_to=PICTURE_SIDE, **limits)
+    picture = prepare_picture(image)
+    pdq, quality = pdq_of_picture(picture)
     sha256, md5 = file_digests(data)
-    return hashed.with_digests(sha256, md5)
+    return HashedImage(info, Hashes(sha256, md5, pdq, quality), picture)
 
 
 @dataclass(frozen=True)
@@ -95,25 +97,17 @@ class HashedPicture:
     pdq_quality: int
 
     def with_digests(self, sha256: str, md5: str) -> HashedImage:
-        """Completed with the digests of the bytes: what compute_hashes_and_info returns."""
+        """Completed with the digests of the bytes, which a caller computed meanwhile."""
         return HashedImage(self.info, Hashes(sha256, md5, self.pdq, self.pdq_quality), self.picture)
 
 
-def hash_picture(data: bytes, **limits: Any) -> HashedPicture:
-    """compute_hashes_and_info without the digests of the bytes, for a caller that computes them
-    at the same time in another thread (the synchronous check). Raises MediaError likewise."""
-    info, image = open_image(data, reduce_to=PICTURE_SIDE, **limits)
-    picture = prepare_picture(image)
-    pdq, quality = pdq_of_picture(picture)
-    return HashedPicture(info, picture, pdq, quality)
-
-
 def hash_luma(data: bytes, **limits: Any) -> HashedPicture:
-    """hash_picture for a caller that needs only the hash (the synchronous check): a colour JPEG
-    decodes only its brightness, which is all PDQ looks at, and ``picture`` is that, mode ``L``.
+    """The checks and the PDQ hash, without the digests, for a caller that computes those in
+    another thread meanwhile (the synchronous check). A colour JPEG decodes only its
+    brightness, which is all PDQ looks at, and ``picture`` is that, mode ``L``.
 
-    The hash is PDQ's on the same picture; it may differ from hash_picture's by a bit or two,
-    because the luma comes from the file rather than from decoded RGB. Raises MediaError.
+    The hash may differ from compute_hashes_and_info's by a bit or two, because the luma comes
+    from the file rather than from decoded RGB. Raises MediaError.
     """
     info, image = open_image(data, reduce_to=PICTURE_SIDE, luma=True, **limits)
     picture = prepare_luma(image)

@@ -58,6 +58,14 @@ class Limits:
             config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_FRAMES"]
         )
 
+    def keywords(self) -> dict[str, int]:
+        """As media.open_image's keyword arguments."""
+        return {
+            "max_bytes": self.max_bytes,
+            "max_pixels": self.max_pixels,
+            "max_frames": self.max_frames,
+        }
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -153,13 +161,7 @@ def check_upload(
 ) -> CheckedImage:
     """Type, size, bomb and frame checks, SHA-256 and MD5, and the picture; raises MediaError."""
     limits = limits or Limits.from_config()
-    return hashing.check_and_digest(
-        data,
-        max_bytes=limits.max_bytes,
-        max_pixels=limits.max_pixels,
-        max_frames=limits.max_frames,
-        declared_type=declared_type,
-    )
+    return hashing.check_and_digest(data, declared_type=declared_type, **limits.keywords())
 
 
 def check_image(
@@ -167,13 +169,7 @@ def check_image(
 ) -> HashedImage:
     """Type, size, bomb and frame checks and every hash, from one decode; raises MediaError."""
     limits = limits or Limits.from_config()
-    return compute_hashes_and_info(
-        data,
-        max_bytes=limits.max_bytes,
-        max_pixels=limits.max_pixels,
-        max_frames=limits.max_frames,
-        declared_type=declared_type,
-    )
+    return compute_hashes_and_info(data, declared_type=declared_type, **limits.keywords())
 
 
 def keep_image(data: bytes) -> str:

@@ -108,13 +108,10 @@ def _fetch(item: Item) -> Image.Image:
 def _decode_original(item: Item) -> Image.Image:
     """The item's picture (upright RGB, ≤ 512 px), decoded from the stored original."""
     assert item.sha256 is not None
-    limits = Limits.from_config()
     _, image = open_image(
         original_store().get(item.sha256),
-        max_bytes=limits.max_bytes,
-        max_pixels=limits.max_pixels,
-        max_frames=limits.max_frames,
         reduce_to=hashing.PICTURE_SIDE,
+        **Limits.from_config().keywords(),
     )
     return hashing.prepare_picture(image)
 
