@@ -78,20 +78,30 @@ class WorkerRuntime:
                 log.exception("worker heartbeat failed")
 
 
-def wait_for_stop_signal() -> None:
-    """Block the main thread until SIGINT or SIGTERM."""
-    received = threading.Event()
+class StopSignal:
+    """SIGINT and SIGTERM set an event the main thread waits on.
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    Create it right after the consumer starts: Huey's ``Consumer.start()`` installs handlers that
+    only record the signal for ``Consumer.run()``, which we do not call, so a signal that arrived
+    after them and before ours (a service manager stopping a server still printing its setup
+    link) would be lost and the process would never stop.
+    """
+
+    def __init__(self) -> None:
+        self.received = threading.Event()
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info(
             "received %s: finishing the work in hand, then stopping", signal.Signals(signum).name
         )
-        received.set()
+        self.received.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    while not received.wait(0.5):
-        pass
+    def wait(self) -> None:
+        """Block until a stop signal has arrived (at once if one already has)."""
+        while not self.received.wait(0.5):
+            pass
 
 
 def check_media(app: Flask) -> None:
@@ -108,8 +118,9 @@ def run_worker(app: Flask) -> None:
     check_media(app)
     runtime = WorkerRuntime(app)
     runtime.start()
+    stop = StopSignal()
     log.info("worker %s running with %d threads", runtime.worker_id, app.config["HUEY_WORKERS"])
-    wait_for_stop_signal()
+    stop.wait()
     runtime.stop()
     log.info("worker stopped")
 
@@ -136,6 +147,7 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
     port = int(port or app.config["PORT"])
     check_media(app)
     runtime = start_background_work(app)
+    stop = StopSignal()  # before anything can tell a client or a service manager we are up
     # Web and worker threads share one GIL; handing it over more often than CPython's 5 ms keeps
     # waitress's I/O thread and short requests from queueing behind a job's long computation.
     sys.setswitchinterval(app.config["SWITCH_INTERVAL_MS"] / 1000)
@@ -160,7 +172,7 @@ def serve(app: Flask, host: str | None = None, port: int | None = None) -> None:
             f"\nNo users yet. Create the first admin here (the link works once):\n  {setup_url}\n",
             flush=True,
         )
-    wait_for_stop_signal()
+    stop.wait()
     server.close()  # stop accepting connections
     server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
     intake.drain(app)  # accepted items' jobs onto the queue before the worker stops

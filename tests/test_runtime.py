@@ -42,10 +42,11 @@ class Server:
         self.process: subprocess.Popen[str] | None = None
         self.log = instance.parent / f"server-{self.port}.log"
 
-    def start(self) -> None:
+    def start(self, **extra_env: str) -> None:
         self.port = free_port()
         env = {
             **os.environ,
+            **extra_env,
             "MODTOOLS_INSTANCE_PATH": str(self.instance),
             "MODTOOLS_PORT": str(self.port),
             "MODTOOLS_WORKER_HEARTBEAT_SECONDS": "1",
@@ -91,7 +92,11 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.process
         self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            message = f"server still running {timeout}s after {sig!r}:\n{self.output()}"
+            raise AssertionError(message) from None
 
 
 @pytest.fixture
@@ -145,6 +150,14 @@ def test_server_serves_health_and_stops_cleanly_on_sigterm(server: Server) -> No
         200,
         {"status": "ok", "database": "ok", "worker": "ok", "media": "ok"},
     )
+    assert server.stop(signal.SIGTERM) == 0
+    assert "stopped" in server.output()
+
+
+def test_sigterm_while_still_starting_stops_the_server(server: Server) -> None:
+    # /healthz answers before the last start-up step ends; a service manager may stop it then.
+    migrate(server.instance)
+    server.start(MODTOOLS_TEST_SLOW_SETUP_SECONDS="3")
     assert server.stop(signal.SIGTERM) == 0
     assert "stopped" in server.output()
 
