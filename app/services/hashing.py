@@ -1,8 +1,9 @@
 """The hashes of an image (SHA-256 and MD5 of its bytes, PDQ of its picture), and that picture.
 
-PDQ comes from ``pdqhash.compute``, the function python-threatexchange's ``pdq_hasher`` (and so
-HMA) calls, so for the same RGB pixels our hash is HMA's hash bit for bit. What is hashed differs
-on purpose, so that it is what a person sees:
+PDQ comes from pdqhash's C++, the code python-threatexchange's ``pdq_hasher`` (and so HMA) runs
+through ``pdqhash.compute``; ``pdq_native`` calls it without holding the GIL. For the same pixels
+our hash is HMA's hash bit for bit. What is hashed differs on purpose, so that it is what a
+person sees:
 
 - the picture is turned upright (EXIF orientation) and converted to 8-bit RGB from any mode,
   with transparency composited onto white; pytx hashes the stored pixels of most modes as is;
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pdqhash
 from PIL import Image, ImageOps
 
+from app.services import pdq_native
 from app.services.media import ImageInfo, draft_for, open_image, orientation
 
 PICTURE_SIDE = 512  # the longest side of the picture that is hashed and previewed
@@ -214,8 +215,5 @@ def pdq_of_picture(picture: Image.Image) -> tuple[str | None, int]:
     every case, so that a colour picture and its brightness alone hash alike.
     """
     grey = np.asarray(picture if picture.mode == "L" else picture.convert("L"))
-    bits, quality = pdqhash.compute(np.repeat(grey[:, :, None], 3, axis=2))
-    # Most significant bit first, the order pytx writes its hex in.
-    digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
-    quality = int(quality)
+    digest, quality = pdq_native.hash_grey(grey)
     return (digest if quality >= PDQ_QUALITY_THRESHOLD else None), quality
