@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from app.extensions import core_write, db
 from app.models.audit import AuditEvent, AuditHead
@@ -106,9 +106,20 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append an event in the current transaction; the caller commits."""
-    core_write(
-        insert(AuditEvent).values(chain([Entry(action, actor, target_type, target_id, details)]))
-    )
+    (row,) = chain([Entry(action, actor, target_type, target_id, details)])
+    core_write(_INSERT_EVENTS, row)
+
+
+# Built once: every event goes through these, and a statement built per call costs more Python
+# than the database spends running it.
+_TURN_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=AuditHead.seq + bindparam("count"))
+    .returning(AuditHead.seq, AuditHead.last_hash)
+)
+_SET_LAST_HASH = update(AuditHead).where(AuditHead.id == 1).values(last_hash=bindparam("last"))
+_INSERT_EVENTS = insert(AuditEvent)
 
 
 def chain(entries: list[Entry]) -> list[dict[str, Any]]:
@@ -118,12 +129,7 @@ def chain(entries: list[Entry]) -> list[dict[str, Any]]:
     SQLite, row lock on PostgreSQL) until the caller's transaction ends.
     """
     count = len(entries)
-    head = core_write(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + count)
-        .returning(AuditHead.seq, AuditHead.last_hash)
-    ).one_or_none()
+    head = core_write(_TURN_HEAD, {"count": count}).one_or_none()
     if head is None:
         db.session.add(AuditHead(id=1, seq=count, last_hash=GENESIS))
         db.session.flush()
@@ -149,7 +155,7 @@ def chain(entries: list[Entry]) -> list[dict[str, Any]]:
         }
         row["hash"] = prev_hash = _content_hash(row)
         rows.append(row)
-    core_write(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev_hash))
+    core_write(_SET_LAST_HASH, {"last": prev_hash})
     return rows
 
 

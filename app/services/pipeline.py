@@ -21,7 +21,7 @@ import logging
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 
 from app.extensions import core_write, db
 from app.models.item import Item
@@ -63,12 +63,7 @@ def start_scan(
         current_plugins().fire("item_received", item=item)
     answers = _scan_fast_and_local(item) if inline else None
     transition(item, Status.SCANNING, actor, reason)
-    scan_round = (
-        db.session.scalar(
-            select(func.max(ScanResult.scan_round)).where(ScanResult.item_id == item.id)
-        )
-        or 0
-    ) + 1
+    scan_round = (db.session.scalar(_LAST_ROUND, {"item_id": item.id}) or 0) + 1
     if scan_round > 1:
         db.session.execute(
             update(ScanResult)
@@ -196,42 +191,65 @@ def run_scanner(result_id: int, max_attempts: int) -> None:
         raise ScanRetry(f"{row.scanner} failed on item {row.item_id}; retrying with backoff")
 
 
+# Built once: every item runs these, and building a statement costs more than running it.
+_LAST_ROUND = select(func.max(ScanResult.scan_round)).where(
+    ScanResult.item_id == bindparam("item_id")
+)
+_ROUND_OUTCOMES = select(
+    ScanResult.scanner,
+    ScanResult.status,
+    ScanResult.verdict,
+    ScanResult.labels,
+    ScanResult.matches,
+).where(ScanResult.item_id == bindparam("item_id"), ScanResult.scan_round == bindparam("round"))
+# Routed only if still scanning, no newer round started, and no scanner of this round running.
+_ROUTE = (
+    update(Item)
+    .where(
+        Item.id == bindparam("item_id"),
+        Item.status == Status.SCANNING,
+        ~exists().where(
+            ScanResult.item_id == bindparam("item_id"),
+            ScanResult.scan_round > bindparam("round"),
+        ),
+        ~exists().where(
+            ScanResult.item_id == bindparam("item_id"),
+            ScanResult.scan_round == bindparam("round"),
+            ScanResult.status.in_(ScanStatus.UNFINISHED),
+        ),
+    )
+    .values(
+        status=bindparam("to"),
+        status_reason=bindparam("reason"),
+        priority=bindparam("rank"),
+        scanned_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
 def route_when_complete(item_id: str, scan_round: int) -> str | None:
     """Route the item if every scanner of ``scan_round`` has finished; the caller commits.
 
     Returns the new status, or None when scanners are still running or someone else routed it.
     """
-    rows = db.session.execute(
-        select(
-            ScanResult.scanner,
-            ScanResult.status,
-            ScanResult.verdict,
-            ScanResult.labels,
-            ScanResult.matches,
-        ).where(ScanResult.item_id == item_id, ScanResult.scan_round == scan_round)
-    ).all()
+    rows = db.session.execute(_ROUND_OUTCOMES, {"item_id": item_id, "round": scan_round}).all()
     if any(row.status in ScanStatus.UNFINISHED for row in rows):
         return None
     ruled = rules.route_for(item_id, rows)  # admins' rules first, then the default routing
     route = ruled.route if ruled is not None else choose_route(rows)
     assert can_transition(Status.SCANNING, route.status)
-    newer_round = exists().where(ScanResult.item_id == item_id, ScanResult.scan_round > scan_round)
-    still_scanning = exists().where(
-        ScanResult.item_id == item_id,
-        ScanResult.scan_round == scan_round,
-        ScanResult.status.in_(ScanStatus.UNFINISHED),
-    )
     now = utcnow()
     routed = core_write(  # the results were flushed by the query above
-        update(Item)
-        .where(Item.id == item_id, Item.status == Status.SCANNING, ~newer_round, ~still_scanning)
-        .values(
-            status=route.status,
-            status_reason=route.reason,
-            priority=route.priority,
-            scanned_at=now,
-            updated_at=now,
-        )
+        _ROUTE,
+        {
+            "item_id": item_id,
+            "round": scan_round,
+            "to": route.status,
+            "reason": route.reason,
+            "rank": route.priority,
+            "now": now,
+        },
     ).rowcount
     if not routed:
         return None
@@ -257,20 +275,19 @@ def scan_results_for(item: Item) -> list[dict[str, Any]]:
     return [result_json(row) for row in latest_results(item.id)]
 
 
+_LATEST_RESULTS = (
+    select(ScanResult)
+    .where(
+        ScanResult.item_id == bindparam("item_id"),
+        ScanResult.scan_round == _LAST_ROUND.scalar_subquery(),
+    )
+    .order_by(ScanResult.scanner)
+)
+
+
 def latest_results(item_id: str) -> list[ScanResult]:
     """The rows of the item's latest scan round, by scanner name."""
-    latest = (
-        select(func.max(ScanResult.scan_round))
-        .where(ScanResult.item_id == item_id)
-        .scalar_subquery()
-    )
-    return list(
-        db.session.scalars(
-            select(ScanResult)
-            .where(ScanResult.item_id == item_id, ScanResult.scan_round == latest)
-            .order_by(ScanResult.scanner)
-        )
-    )
+    return list(db.session.scalars(_LATEST_RESULTS, {"item_id": item_id}))
 
 
 def result_json(row: ScanResult) -> dict[str, Any]:
