@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from app.extensions import db
 from app.models.action import ActionRun, RunStatus
@@ -103,14 +103,21 @@ def dispatch(run: ActionRun, delay: float = 0) -> None:
     jobs.enqueue(ACTION_JOB, run.id, max_attempts=3, delay=delay or None)
 
 
+_UNDISPATCHED = (
+    select(ActionRun)
+    .where(ActionRun.status == RunStatus.QUEUED, ActionRun.dispatched_at.is_(None))
+    .order_by(ActionRun.id)
+)
+# Built once: every scanned item asks (the item_scanned hook).
+_UNDISPATCHED_OF_ITEM = _UNDISPATCHED.where(ActionRun.item_id == bindparam("item_id"))
+
+
 def dispatch_pending(item_id: str | None = None, delay: float = 0) -> int:
     """Queue a job for each queued run that has none yet (of one item, or all); returns how many."""
-    query = select(ActionRun).where(
-        ActionRun.status == RunStatus.QUEUED, ActionRun.dispatched_at.is_(None)
-    )
-    if item_id is not None:
-        query = query.where(ActionRun.item_id == item_id)
-    runs = list(db.session.scalars(query.order_by(ActionRun.id)))
+    if item_id is None:
+        runs = list(db.session.scalars(_UNDISPATCHED))
+    else:
+        runs = list(db.session.scalars(_UNDISPATCHED_OF_ITEM, {"item_id": item_id}))
     for run in runs:
         dispatch(run, delay)
     return len(runs)

@@ -331,6 +331,9 @@ class StoredConfig:
 
 
 _CONFIGS_KEY = "modtools_plugin_configs"
+_CONFIG_ROWS = select(  # built once: every job reads it
+    PluginConfig.name, PluginConfig.enabled, PluginConfig.settings, PluginConfig.secrets_encrypted
+)
 
 
 def _stored_configs() -> dict[str, StoredConfig]:
@@ -341,14 +344,7 @@ def _stored_configs() -> dict[str, StoredConfig]:
     """
     found = g.get(_CONFIGS_KEY)
     if found is None:
-        rows = db.session.execute(
-            select(
-                PluginConfig.name,
-                PluginConfig.enabled,
-                PluginConfig.settings,
-                PluginConfig.secrets_encrypted,
-            )
-        )
+        rows = db.session.execute(_CONFIG_ROWS)
         found = {row.name: StoredConfig(*row) for row in rows}
         g.setdefault(_CONFIGS_KEY, found)
     return found

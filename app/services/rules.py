@@ -135,12 +135,13 @@ def route_of(rule: Rule) -> Route:
     return Route(STATUS_FOR[rule.outcome].value, priority, f"rule “{rule.name}”"[:500])
 
 
+_IN_ORDER = select(Rule).order_by(Rule.position, Rule.id)
+_ENABLED_IN_ORDER = _IN_ORDER.where(Rule.enabled.is_(True))  # built once: routing reads it
+
+
 def ordered_rules(enabled_only: bool = True) -> list[Rule]:
     """Rules in evaluation order."""
-    query = select(Rule).order_by(Rule.position, Rule.id)
-    if enabled_only:
-        query = query.where(Rule.enabled.is_(True))
-    return list(db.session.scalars(query))
+    return list(db.session.scalars(_ENABLED_IN_ORDER if enabled_only else _IN_ORDER))
 
 
 def route_for(item_id: str, rows: list[Any]) -> RuleVerdict | None:
