@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.extensions import db, huey
 from app.models.item import Item
@@ -207,12 +207,15 @@ def media_columns(info: ImageInfo, sha256: str, md5: str) -> dict[str, Any]:
     }
 
 
+_ID_OF_EXTERNAL_ID = select(Item.id).where(  # built once: every delivery asks
+    Item.source_id == bindparam("source"), Item.external_id == bindparam("external")
+)
+
+
 def find_by_external_id(source_id: int, external_id: str) -> Item | None:
     """The source's item with this external id, if it has been delivered before."""
     # Most deliveries are new: ask for the id alone (an index lookup) before loading a row.
-    item_id = db.session.scalar(
-        select(Item.id).where(Item.source_id == source_id, Item.external_id == external_id)
-    )
+    item_id = db.session.scalar(_ID_OF_EXTERNAL_ID, {"source": source_id, "external": external_id})
     return None if item_id is None else db.session.get(Item, item_id)
 
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -222,6 +222,22 @@ class Grant:
     source: SourceRef
 
 
+# Built once: every API request runs it.
+_GRANT_OF_DIGEST = (
+    select(
+        ApiToken.id,
+        ApiToken.token_hash,
+        ApiToken.revoked_at,
+        ApiToken.last_used_at,
+        Source.id,
+        Source.slug,
+        Source.enabled,
+    )
+    .join(Source, Source.id == ApiToken.source_id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+
+
 def check_token(raw_token: str) -> Grant | None:
     """The grant of an active token on an enabled source, or ``None``; one indexed query.
 
@@ -231,19 +247,7 @@ def check_token(raw_token: str) -> Grant | None:
     if not raw_token.startswith(TOKEN_PREFIX) or len(raw_token) > 200:
         return None
     digest = _hash(raw_token)
-    row = db.session.execute(
-        select(
-            ApiToken.id,
-            ApiToken.token_hash,
-            ApiToken.revoked_at,
-            ApiToken.last_used_at,
-            Source.id,
-            Source.slug,
-            Source.enabled,
-        )
-        .join(Source, Source.id == ApiToken.source_id)
-        .where(ApiToken.token_hash == digest)
-    ).one_or_none()
+    row = db.session.execute(_GRANT_OF_DIGEST, {"digest": digest}).one_or_none()
     # The lookup is by hash already; comparing in constant time costs nothing and leaks nothing.
     if row is None or not hmac.compare_digest(row[1], digest):
         return None
