@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "WEB_THREADS": 8,
     "WEB_RECV_BYTES": 256 * 1024,  # waitress reads request bodies in chunks of this size
     "SWITCH_INTERVAL_MS": 0.5,  # sys.setswitchinterval in the server process (CPython: 5)
+    "MALLOC_ARENAS": 2,  # glibc malloc arenas in server and worker processes; 0: glibc's default
     "PUBLIC_URL": None,  # e.g. https://mod.example.org; used in printed links and callbacks
     "PROXY_FIX": 0,  # number of trusted reverse proxies setting X-Forwarded-*
     "PREFERRED_URL_SCHEME": "http",
