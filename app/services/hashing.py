@@ -84,8 +84,7 @@ def compute_hashes_and_info(data: bytes, **limits: Any) -> HashedImage:
     info, image = open_image(data, reduce_to=PICTURE_SIDE, **limits)
     picture = prepare_picture(image)
     pdq, quality = pdq_of_picture(picture)
-    sha256, md5 = file_digests(data)
-    return HashedImage(info, Hashes(sha256, md5, pdq, quality), picture)
+    return HashedPicture(info, picture, pdq, quality).with_digests(*file_digests(data))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -72,7 +73,7 @@ class Arrival:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class BatchThread(Generic[T]):
+class BatchThread(ABC, Generic[T]):
     """A thread per app that handles what is put to it in batches of up to ``max_batch``.
 
     Started by the first ``put``, stopped after ``IDLE_SECONDS`` with nothing to do; ``drain``
@@ -106,8 +107,9 @@ class BatchThread(Generic[T]):
                 self.items.all_tasks_done.wait(remaining)
         return True
 
+    @abstractmethod
     def handle(self, batch: list[T]) -> None:
-        raise NotImplementedError
+        """Do the work of one batch, on this thread, inside the app context."""
 
     def _run(self) -> None:
         with self.app.app_context():
